@@ -1,0 +1,211 @@
+"""Hard budgets, checked before anything is spent.
+
+A model call first *reserves* its worst case (prompt tokens plus `max_tokens`, priced at the
+highest rate) and then *settles* to what the provider reported. Reservations are taken under a
+lock, so parallel workers together can never cross a limit: the sum of settled spend plus open
+reservations is what a new reservation is checked against.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+from agent.models.base import Completion, ConfigError, Price, Usage
+
+
+class BudgetExceeded(Exception):
+    def __init__(self, limit: str, detail: str = ""):
+        super().__init__(f"{limit} limit reached" + (f": {detail}" if detail else ""))
+        self.limit = limit
+
+
+@dataclass
+class Limits:
+    cost_limit: float = 3.0  # USD; 0 = off
+    max_turns: int = 0  # model calls of every role; 0 = off
+    max_tokens: int = 0  # prompt + completion tokens; 0 = off
+    time_limit: float = 0.0  # seconds of wall time; 0 = off
+    max_nodes: int = 30  # nodes created, root excluded; 0 = off
+    max_depth: int = 6
+    turns_per_node: int = 8
+    max_output_tokens: int = 4096  # per call; part of every worst-case reservation
+    reserve_cost: float = 0.0  # USD kept back for the final selection (discriminator)
+
+
+@dataclass
+class Spent:
+    cost: float = 0.0
+    turns: int = 0
+    tokens: int = 0
+    nodes: int = 0
+    test_runs: int = 0
+    elapsed: float = 0.0  # carried over from earlier processes of the same run
+    by_role: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Spent:
+        return cls(**d)
+
+
+class Ledger(Protocol):
+    """Spend shared beyond one run (batch workers). Must be safe across threads and processes."""
+
+    def reserve(self, cost: float, tokens: int, turns: int) -> str | None:
+        """Reserve; return None on success or the name of the limit that would be crossed."""
+        ...
+
+    def settle(self, reserved: tuple[float, int, int], actual: tuple[float, int, int]) -> None: ...
+
+
+@dataclass
+class Ticket:
+    """An open reservation for one model call."""
+
+    budget: Budget
+    role: str
+    cost: float
+    tokens: int
+    settled: bool = False
+
+    def settle(self, completion: Completion | None) -> None:
+        """Charge what the call really used (None: the call failed and nothing was billed)."""
+        self.budget._settle(self, completion)
+
+    def __enter__(self) -> Ticket:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.settled:
+            self.settle(None)
+
+
+class Budget:
+    def __init__(
+        self,
+        limits: Limits,
+        spent: Spent | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        ledger: Ledger | None = None,
+    ):
+        self.limits = limits
+        self.spent = spent or Spent()
+        self._clock = clock
+        self._started = clock()
+        self._lock = threading.Lock()
+        self._open_cost = 0.0
+        self._open_tokens = 0
+        self._open_turns = 0
+        self._ledger = ledger
+
+    # ---- checks -------------------------------------------------------------------------
+    def elapsed(self) -> float:
+        return self.spent.elapsed + (self._clock() - self._started)
+
+    def _check_time(self) -> None:
+        if self.limits.time_limit and self.elapsed() >= self.limits.time_limit:
+            raise BudgetExceeded("time", f"{self.elapsed():.1f}s of {self.limits.time_limit:.0f}s")
+
+    def exhausted(self) -> str | None:
+        """The first limit that leaves no room for another node, or None."""
+        lim, s = self.limits, self.spent
+        if lim.time_limit and self.elapsed() >= lim.time_limit:
+            return "time"
+        if lim.max_nodes and s.nodes >= lim.max_nodes:
+            return "nodes"
+        if lim.max_turns and s.turns >= lim.max_turns:
+            return "turns"
+        if lim.cost_limit and s.cost >= lim.cost_limit - lim.reserve_cost:
+            return "cost"
+        if lim.max_tokens and s.tokens >= lim.max_tokens:
+            return "tokens"
+        return None
+
+    def charge_node(self) -> None:
+        """Count a new node; raises before the node is made when no room is left."""
+        with self._lock:
+            self._check_time()
+            if self.limits.max_nodes and self.spent.nodes >= self.limits.max_nodes:
+                raise BudgetExceeded("nodes", f"{self.spent.nodes} of {self.limits.max_nodes}")
+            self.spent.nodes += 1
+
+    def charge_test_run(self) -> None:
+        with self._lock:
+            self._check_time()
+            self.spent.test_runs += 1
+
+    def require_enforceable(self, price: Price | None, model: str) -> None:
+        """A cost limit on a model without a price must be enforced some other way, never ignored."""
+        if price is None and self.limits.cost_limit and not self.limits.max_tokens:
+            raise ConfigError(
+                f"model {model!r} has no known price, so the cost limit cannot be enforced; "
+                "give a price (--price IN,OUT per 1M tokens), a token limit (--max-tokens N), "
+                "or turn the cost limit off (-l 0)"
+            )
+
+    # ---- model calls ----------------------------------------------------------------------
+    def reserve(self, role: str, prompt_tokens: int, max_output_tokens: int, price: Price | None) -> Ticket:
+        """Reserve the worst case of one call, or raise BudgetExceeded without spending anything."""
+        tokens = prompt_tokens + max_output_tokens
+        cost = price.worst_case(prompt_tokens, max_output_tokens) if price else 0.0
+        lim, s = self.limits, self.spent
+        with self._lock:
+            self._check_time()
+            if lim.max_turns and s.turns + self._open_turns + 1 > lim.max_turns:
+                raise BudgetExceeded("turns", f"{s.turns} of {lim.max_turns}")
+            if lim.max_tokens and s.tokens + self._open_tokens + tokens > lim.max_tokens:
+                raise BudgetExceeded("tokens", f"{s.tokens} used, this call may take {tokens}")
+            if lim.cost_limit and price is not None:
+                room = lim.cost_limit - (lim.reserve_cost if role != "discriminator" else 0.0)
+                if s.cost + self._open_cost + cost > room + 1e-12:
+                    raise BudgetExceeded("cost", f"${s.cost:.4f} spent, this call may cost ${cost:.4f}")
+            if self._ledger is not None:
+                crossed = self._ledger.reserve(cost, tokens, 1)
+                if crossed:
+                    raise BudgetExceeded(f"global {crossed}")
+            self._open_cost += cost
+            self._open_tokens += tokens
+            self._open_turns += 1
+        return Ticket(self, role, cost, tokens)
+
+    def _settle(self, ticket: Ticket, completion: Completion | None) -> None:
+        usage = completion.usage if completion else Usage()
+        cost = (completion.cost or 0.0) if completion else 0.0
+        # Never charge less than reported, but also never let a provider's over-report go unseen.
+        tokens = usage.total
+        with self._lock:
+            if ticket.settled:
+                return
+            ticket.settled = True
+            self._open_cost -= ticket.cost
+            self._open_tokens -= ticket.tokens
+            self._open_turns -= 1
+            s = self.spent
+            s.cost += cost
+            s.tokens += tokens
+            s.turns += 1  # a failed call is still a turn: retries cannot run unbounded
+            role = s.by_role.setdefault(ticket.role, defaultdict(float))
+            for k, v in (
+                ("cost", cost),
+                ("turns", 1),
+                ("input_tokens", usage.input_tokens),
+                ("output_tokens", usage.output_tokens),
+                ("cached_tokens", usage.cached_tokens),
+            ):
+                role[k] = role.get(k, 0) + v
+            if self._ledger is not None:
+                self._ledger.settle((ticket.cost, ticket.tokens, 1), (cost, tokens, 1))
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            d = self.spent.to_dict()
+            d["elapsed"] = self.elapsed()
+            d["by_role"] = {k: dict(v) for k, v in self.spent.by_role.items()}
+            return d
