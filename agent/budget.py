@@ -136,6 +136,11 @@ class Budget:
                 raise BudgetExceeded("nodes", f"{self.spent.nodes} of {self.limits.max_nodes}")
             self.spent.nodes += 1
 
+    def release_node(self) -> None:
+        """Give back a node charged for an expansion that made nothing."""
+        with self._lock:
+            self.spent.nodes = max(0, self.spent.nodes - 1)
+
     def charge_test_run(self) -> None:
         with self._lock:
             self._check_time()

@@ -1,0 +1,62 @@
+"""Evaluate a node: apply its diff in a clean worktree, gate on syntax, run the tests in the sandbox."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from agent.budget import BudgetExceeded
+from agent.policies.base import SearchContext
+from agent.tree import ExecResult, Node, NodeKind
+from tools.testing import run_tests
+
+
+def changed_paths(diff: str) -> list[str]:
+    return re.findall(r"^\+\+\+ b/(.+)$", diff, flags=re.M)
+
+
+def syntax_error(root: Path, paths: list[str]) -> str | None:
+    """The first Python file that does not compile, with where; None when all compile."""
+    for p in paths:
+        f = root / p
+        if f.suffix != ".py" or not f.is_file():
+            continue
+        try:
+            compile(f.read_bytes(), p, "exec", dont_inherit=True)
+        except (SyntaxError, ValueError) as e:
+            line = getattr(e, "lineno", None)
+            return f"{p}:{line}: {getattr(e, 'msg', e)}"
+    return None
+
+
+def evaluate(ctx: SearchContext, node: Node) -> ExecResult | None:
+    """Execution result of a code/repair node; None for plans or when there is no test command."""
+    if node.kind in (NodeKind.ROOT, NodeKind.PLAN):
+        return None
+    if node.exec is not None:
+        return node.exec  # the edits already failed to apply: scored 0 without running anything
+    with ctx.workspace.worktree() as wt:
+        err = ctx.workspace.apply_diff(wt, node.diff) if node.diff else None
+        if err:
+            return ExecResult(applied=False, message=f"patch does not apply: {err}")
+        bad = syntax_error(wt, changed_paths(node.diff))
+        if bad:
+            return ExecResult(compiled=False, message=f"syntax error: {bad}")
+        if not ctx.task.test_cmd:
+            return None
+        try:
+            ctx.budget.charge_test_run()
+        except BudgetExceeded as e:
+            return ExecResult(message=f"not tested: {e}")
+        run, report = run_tests(ctx.sandbox, ctx.task.test_cmd, wt, ctx.task.test_timeout, ctx.task.env or None)
+    ctx.store.event("test", node=node.id, passed=report.passed, failed=report.failed, exit=run.exit_code)
+    return ExecResult(
+        passed=report.passed,
+        failed=report.failed,
+        errors=report.errors,
+        skipped=report.skipped,
+        exit_code=run.exit_code,
+        timed_out=run.timed_out,
+        output=run.output,
+        tests=report.tests,
+    )

@@ -1,0 +1,180 @@
+"""The search as a LangGraph graph: select → expand → evaluate → critique → backpropagate → decide.
+
+Graph state is small (the batch of node ids in flight, the iteration, the exit status); the tree
+lives in the run store, so a checkpoint costs the same at node 5 and node 500. Each step handles
+its whole batch, in parallel when there are several workers; steps are idempotent on the store,
+so a step re-run after a crash finishes the work instead of repeating it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypedDict, TypeVar
+
+from langgraph.graph import END, START, StateGraph
+
+from agent.budget import BudgetExceeded
+from agent.critic import Critic, ValueWeights
+from agent.evaluate import evaluate
+from agent.expand import expand
+from agent.models.base import ModelError
+from agent.policies.base import NoCandidate, Policy, SearchContext
+from agent.select import Selector
+from agent.tree import Judgement, Node, NodeKind, NodeStatus
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class SearchState(TypedDict, total=False):
+    iteration: int
+    batch: list[str]
+    status: str
+
+
+class SearchEngine:
+    def __init__(
+        self,
+        ctx: SearchContext,
+        policy: Policy,
+        critic: Critic,
+        weights: ValueWeights | None = None,
+        workers: int = 1,
+        stop_on_verified: bool = True,
+        on_event: Callable[[str, dict[str, Any]], None] | None = None,
+    ):
+        self.ctx, self.policy, self.critic = ctx, policy, critic
+        self.weights = weights or ValueWeights()
+        self.workers = max(1, workers)
+        self.stop_on_verified = stop_on_verified
+        self.selector = Selector(ctx.store, ctx.params)
+        self.on_event = on_event or (lambda kind, data: None)
+        self._pool = ThreadPoolExecutor(self.workers) if self.workers > 1 else None
+
+    # ---- graph --------------------------------------------------------------------------
+    def build(self, checkpointer: Any = None) -> Any:
+        g = StateGraph(SearchState)
+        for name in ("select", "expand", "evaluate", "critique", "backpropagate", "decide"):
+            g.add_node(name, getattr(self, name))
+        g.add_edge(START, "select")
+        g.add_conditional_edges("select", lambda s: END if s.get("status") else "expand")
+        g.add_edge("expand", "evaluate")
+        g.add_edge("evaluate", "critique")
+        g.add_edge("critique", "backpropagate")
+        g.add_edge("backpropagate", "decide")
+        g.add_conditional_edges("decide", lambda s: END if s.get("status") else "select")
+        return g.compile(checkpointer=checkpointer)
+
+    def _map(self, fn: Callable[[T], R], items: list[T]) -> list[R]:
+        if self._pool is None or len(items) < 2:
+            return [fn(i) for i in items]
+        return list(self._pool.map(fn, items))
+
+    # ---- steps --------------------------------------------------------------------------
+    def select(self, state: SearchState) -> SearchState:
+        if limit := self.ctx.budget.exhausted():
+            return {"status": f"limit:{limit}", "batch": []}
+        picks = self.selector.pick_batch(self.workers)
+        if not picks:
+            return {"status": "exhausted", "batch": []}
+        iteration = state.get("iteration", 0) + 1
+        for p in picks:
+            self.ctx.store.event("select", iteration=iteration, node=p.node_id, terms=p.terms)
+        return {"iteration": iteration, "batch": [p.node_id for p in picks]}
+
+    def expand(self, state: SearchState) -> SearchState:
+        iteration = state["iteration"]
+        limits: list[str] = []
+
+        def one(item: tuple[int, str]) -> str | None:
+            index, parent_id = item
+            key = f"expansion/{iteration}/{index}"
+            if done := self.ctx.store.get_meta(key):  # made before a crash: finish it, don't redo it
+                return done
+            try:
+                child = expand(self.ctx, self.policy, parent_id)
+            except BudgetExceeded as e:
+                limits.append(e.limit)
+                child = None
+            except NoCandidate:
+                parent = self.ctx.store.get(parent_id)
+                parent.closed = True
+                self.ctx.store.update(parent)
+                child = None
+            if child is None:
+                self.selector.end(parent_id)
+                return None
+            self.ctx.store.set_meta(key, child.id)
+            self.on_event("node", {"node": child.id, "kind": child.kind.value, "title": child.title})
+            return child.id
+
+        children = [c for c in self._map(one, list(enumerate(state["batch"]))) if c]
+        out: SearchState = {"batch": children}
+        if limits and not children:
+            out["status"] = f"limit:{limits[0]}"
+        return out
+
+    def evaluate(self, state: SearchState) -> SearchState:
+        def one(node_id: str) -> None:
+            node = self.ctx.store.get(node_id)
+            if node.status is not NodeStatus.NEW:
+                return
+            node.exec = evaluate(self.ctx, node)
+            node.status = NodeStatus.EVALUATED
+            self.ctx.store.update(node)
+
+        self._map(one, state["batch"])
+        return {}
+
+    def critique(self, state: SearchState) -> SearchState:
+        def one(node_id: str) -> None:
+            node = self.ctx.store.get(node_id)
+            if node.status is not NodeStatus.EVALUATED:
+                return
+            try:
+                node.judgement = self.critic.judge(self.ctx, node)
+            except (ModelError, BudgetExceeded) as e:  # the visit still counts, on execution alone
+                node.judgement = Judgement(0.0, f"critic failed: {e}", failed=True)
+            node.value = self.weights.mix(node)
+            node.status = NodeStatus.JUDGED
+            self.ctx.store.update(node)
+
+        self._map(one, state["batch"])
+        return {}
+
+    def backpropagate(self, state: SearchState) -> SearchState:
+        for node_id in state["batch"]:
+            node = self.ctx.store.get(node_id)
+            if node.status is NodeStatus.DONE or (node.status is NodeStatus.FAILED and node.visits):
+                continue
+            value = node.value or 0.0
+            path = self.ctx.store.path(node_id)
+            for n in path:
+                n.visits += 1
+                n.value_sum += value
+            if node.status is NodeStatus.JUDGED:
+                node.status = NodeStatus.DONE
+            self.ctx.store.update_many(path)
+            self.selector.end(node.parent or "")
+            self.on_event("scored", {"node": node.id, "value": value, "verified": node.verified})
+        return {}
+
+    def decide(self, state: SearchState) -> SearchState:
+        self.ctx.store.set_meta("elapsed", self.ctx.budget.elapsed())
+        if self.stop_on_verified and any(n.verified for n in self.ctx.store.nodes()):
+            return {"status": "verified"}
+        if limit := self.ctx.budget.exhausted():
+            return {"status": f"limit:{limit}"}
+        return {}
+
+    def close(self) -> None:
+        if self._pool:
+            self._pool.shutdown(wait=True)
+
+
+def best_nodes(nodes: list[Node]) -> list[Node]:
+    """Candidates for the final choice, best first: verified before unverified, then value."""
+    attempts = [n for n in nodes if n.kind in (NodeKind.CODE, NodeKind.REPAIR) and n.diff]
+    attempts = [n for n in attempts if n.exec is None or (n.exec.applied and n.exec.compiled)]
+    return sorted(attempts, key=lambda n: (n.verified, n.value or 0.0, -len(n.diff), -n.seq), reverse=True)

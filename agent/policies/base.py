@@ -1,0 +1,79 @@
+"""The Policy protocol: what proposes plans, code and repairs for the tree."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+from agent.tree import Node, NodeStatus
+
+if TYPE_CHECKING:
+    from tools.workspace import Workspace
+
+    from agent.budget import Budget
+    from agent.calls import Caller
+    from agent.select import SearchParams
+    from agent.store import RunStore
+    from agent.task import Task
+    from tools.sandbox import Sandbox
+
+
+@dataclass
+class Candidate:
+    title: str
+    content: str = ""  # plan text, or the reply that holds the edits
+    edits: str = ""  # SEARCH/REPLACE blocks, applied on top of the parent's diff
+    diff: str = ""  # or a unified diff on top of the parent's diff (policies that edit by themselves)
+    prior: float = 1.0
+    usage: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class SearchContext:
+    """Everything a policy, critic or step may use. The tree itself is read through `store`."""
+
+    task: Task
+    store: RunStore
+    workspace: Workspace
+    budget: Budget
+    sandbox: Sandbox
+    params: SearchParams
+    caller: Caller | None = None  # None for the offline policy
+    overview: str = ""
+
+    def siblings(self, node: Node) -> list[Node]:
+        return [n for n in self.store.children(node.parent) if n.id != node.id] if node.parent else []
+
+    def advice(self, parent_id: str) -> str:
+        """The critic's advice on the newest judged child of `parent_id`: it steers the next sibling."""
+        judged = [c for c in self.store.children(parent_id) if c.judgement and c.judgement.advice]
+        return judged[-1].judgement.advice if judged else ""
+
+    def workspace_files(self, diff: str, paths: list[str], limit: int = 20_000) -> dict[str, str]:
+        """Contents of `paths` at base + `diff` (missing files left out), cut to `limit` characters each."""
+        out: dict[str, str] = {}
+        with self.workspace.worktree() as wt:
+            if diff and self.workspace.apply_diff(wt, diff) is not None:
+                return out
+            for p in paths:
+                f = (wt / p).resolve()
+                if f.is_relative_to(wt.resolve()) and f.is_file():
+                    out[p] = f.read_text(errors="replace")[:limit]
+        return out
+
+    def finished(self, parent_id: str) -> list[Node]:
+        return [c for c in self.store.children(parent_id) if c.status is NodeStatus.DONE]
+
+
+class Policy(Protocol):
+    name: str
+
+    def plan(self, ctx: SearchContext, root: Node) -> Candidate: ...
+
+    def code(self, ctx: SearchContext, plan: Node) -> Candidate: ...
+
+    def repair(self, ctx: SearchContext, node: Node) -> Candidate: ...
+
+
+class NoCandidate(Exception):
+    """The policy has nothing (new) to propose here; the node is closed, not failed."""

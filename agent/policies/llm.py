@@ -1,0 +1,72 @@
+"""LLMPolicy: plans, code and repairs written by a chat model from the templates in prompts/."""
+
+from __future__ import annotations
+
+import re
+
+from agent.models.base import Message
+from agent.policies.base import Candidate, SearchContext
+from agent.tree import Node
+from prompts import render
+
+PATH_RE = re.compile(r"[\w./-]+\.\w+")
+
+
+class LLMPolicy:
+    name = "llm"
+
+    def _messages(self, ctx: SearchContext, prompt: str) -> list[Message]:
+        """System prompt and shared context first, byte-identical across siblings, so they cache."""
+        prefix = render("context", overview=ctx.overview, issue=ctx.task.problem_statement, test_cmd=ctx.task.test_cmd)
+        return [Message("system", render("system")), Message("user", prefix, cache=True), Message("user", prompt)]
+
+    def _ask(self, ctx: SearchContext, role: str, prompt: str, usage: dict[str, float]) -> str:
+        assert ctx.caller is not None, "LLMPolicy needs a model"
+        return ctx.caller(role, self._messages(ctx, prompt), usage=usage).text
+
+    def plan(self, ctx: SearchContext, root: Node) -> Candidate:
+        usage: dict[str, float] = {}
+        siblings = [c.title for c in ctx.store.children(root.id)]
+        text = self._ask(ctx, "plan", render("plan", siblings=siblings, advice=ctx.advice(root.id)), usage)
+        return Candidate(title=_title(text), content=text, usage=usage)
+
+    def code(self, ctx: SearchContext, plan: Node) -> Candidate:
+        usage: dict[str, float] = {}
+        files = ctx.workspace_files("", _mentioned_paths(ctx, plan.content))
+        prompt = render("code", plan=plan.content, files=files, advice=ctx.advice(plan.id))
+        text = self._ask(ctx, "code", prompt, usage)
+        return Candidate(title=_edit_title(text), content=text, edits=text, usage=usage)
+
+    def repair(self, ctx: SearchContext, node: Node) -> Candidate:
+        usage: dict[str, float] = {}
+        ex = node.exec
+        changed = re.findall(r"^\+\+\+ b/(.+)$", node.diff, flags=re.M)
+        files = ctx.workspace_files(node.diff, changed or _mentioned_paths(ctx, node.content))
+        prompt = render(
+            "repair",
+            diff=node.diff or "(no change was made)",
+            edit_feedback=ex.message if ex and not ex.applied else "",
+            test_output=ex.output if ex and ex.applied else "",
+            passed=ex.passed if ex else 0,
+            failed=(ex.failed + ex.errors) if ex else 0,
+            rationale=node.judgement.rationale if node.judgement else "",
+            files=files,
+        )
+        text = self._ask(ctx, "repair", prompt, usage)
+        return Candidate(title=_edit_title(text), content=text, edits=text, usage=usage)
+
+
+def _title(text: str) -> str:
+    for line in text.splitlines():
+        if line.strip():
+            return re.sub(r"^(TITLE:\s*)", "", line.strip(), flags=re.I)[:100]
+    return "(empty plan)"
+
+
+def _edit_title(text: str) -> str:
+    paths = sorted(set(re.findall(r"^([\w./-]+\.\w+)\s*$", text, flags=re.M)))
+    return "edit " + ", ".join(paths) if paths else "(no edit blocks)"
+
+
+def _mentioned_paths(ctx: SearchContext, text: str) -> list[str]:
+    return list(dict.fromkeys(PATH_RE.findall(text)))[:12]

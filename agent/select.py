@@ -1,0 +1,145 @@
+"""Selection: UCT on values in [0, 1], progressive widening and virtual loss.
+
+Values live in [0, 1], so the exploration constant is on that scale too: with c = 1 an unpromising
+child visited once still outranks a sibling with a 0.3 higher mean after a handful of parent
+visits. Every pick logs its exploit and explore terms so one can check exploration mattered.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.store import RunStore
+from agent.tree import Node, NodeKind, NodeStatus
+
+CHILD_KIND = {
+    NodeKind.ROOT: NodeKind.PLAN,
+    NodeKind.PLAN: NodeKind.CODE,
+    NodeKind.CODE: NodeKind.REPAIR,
+    NodeKind.REPAIR: NodeKind.REPAIR,
+}
+
+STRATEGIES = ("mcts", "best-of-n", "linear", "greedy")
+
+
+@dataclass
+class SearchParams:
+    strategy: str = "mcts"
+    exploration: float = 1.0
+    widen_k: float = 1.0  # a node may have at most max(1, floor(k * visits ** alpha)) children
+    widen_alpha: float = 0.5
+    max_children: int = 5
+    max_depth: int = 6
+    virtual_loss: int = 1
+
+    def child_cap(self, node: Node) -> int:
+        """How many children this node may have now."""
+        if self.strategy == "linear":
+            return 1
+        if self.strategy == "best-of-n":
+            # n independent plan → code chains, no repairs
+            return {NodeKind.ROOT: 10**9, NodeKind.PLAN: 1}.get(node.kind, 0)
+        widened = math.floor(self.widen_k * max(node.visits, 1) ** self.widen_alpha)
+        return min(max(1, widened), self.max_children)
+
+
+@dataclass
+class Pick:
+    node_id: str
+    terms: list[dict[str, Any]] = field(default_factory=list)  # per level: chosen child, exploit, explore
+
+
+class Selector:
+    def __init__(self, store: RunStore, params: SearchParams):
+        self.store = store
+        self.params = params
+        self.inflight: dict[str, int] = {}  # virtual visits on nodes with an expansion under way
+        self.expanding: dict[str, int] = {}  # expansions under way per parent
+
+    # ---- public -------------------------------------------------------------------------
+    def pick_batch(self, size: int) -> list[Pick]:
+        picks = []
+        for _ in range(size):
+            pick = self.pick()
+            if pick is None:
+                break
+            picks.append(pick)
+            self.begin(pick.node_id)
+        return picks
+
+    def pick(self) -> Pick | None:
+        root = self.store.root()
+        if root is None:
+            return None
+        pick = Pick(root.id)
+        node = root
+        while True:
+            if self._can_widen(node):
+                pick.node_id = node.id
+                return pick
+            choice = self._best_child(node)
+            if choice is None:
+                return None  # only the root can be a dead end: we descend into live subtrees only
+            child, exploit, explore = choice
+            pick.terms.append({"child": child.id, "exploit": round(exploit, 4), "explore": round(explore, 4)})
+            node = child
+
+    def begin(self, node_id: str) -> None:
+        """An expansion of node_id is under way: add virtual loss along its path."""
+        self.expanding[node_id] = self.expanding.get(node_id, 0) + 1
+        for n in self.store.path(node_id):
+            self.inflight[n.id] = self.inflight.get(n.id, 0) + self.params.virtual_loss
+
+    def end(self, node_id: str) -> None:
+        if self.expanding.get(node_id, 0) <= 0:
+            return  # not begun in this process (a resumed run)
+        self.expanding[node_id] -= 1
+        for n in self.store.path(node_id):
+            self.inflight[n.id] = max(0, self.inflight.get(n.id, 0) - self.params.virtual_loss)
+
+    # ---- internals ----------------------------------------------------------------------
+    def expandable(self, node: Node) -> bool:
+        if node.status == NodeStatus.FAILED or node.verified or node.closed:
+            return False
+        if node.kind is not NodeKind.ROOT and node.depth >= self.params.max_depth:
+            return False
+        return self.params.child_cap(node) > 0
+
+    def _can_widen(self, node: Node) -> bool:
+        if not self.expandable(node):
+            return False
+        children = self.store.children(node.id)
+        if self.params.strategy == "best-of-n" and node.kind is NodeKind.ROOT and any(map(self._alive, children)):
+            return False  # finish each plan's single code child before drawing another plan
+        if node.kind is not NodeKind.ROOT and node.status is not NodeStatus.DONE:
+            return False  # only expand nodes whose evaluation is known
+        count = len(children) + self.expanding.get(node.id, 0)
+        return count < self.params.child_cap(node)
+
+    def _alive(self, node: Node) -> bool:
+        """Does this subtree still have somewhere to expand?"""
+        if self._can_widen(node):
+            return True
+        return any(self._alive(c) for c in self.store.children(node.id))
+
+    def _best_child(self, node: Node) -> tuple[Node, float, float] | None:
+        children = [c for c in self.store.children(node.id) if c.status is NodeStatus.DONE and self._alive(c)]
+        if not children:
+            return None
+        if self.params.strategy == "linear":
+            return children[-1], 0.0, 0.0
+        c = 0.0 if self.params.strategy in ("greedy", "best-of-n") else self.params.exploration
+        parent_n = node.visits + self.inflight.get(node.id, 0)
+        mean_prior = sum(ch.prior for ch in children) / len(children) or 1.0
+        best = None
+        for ch in children:
+            n = ch.visits + self.inflight.get(ch.id, 0)  # virtual loss: in-flight visits count as value 0
+            exploit = ch.value_sum / n if n else 0.0
+            explore = c * (ch.prior / mean_prior) * math.sqrt(math.log(max(parent_n, 1) + 1) / max(n, 1))
+            score = exploit + explore
+            if best is None or score > best[0]:
+                best = (score, ch, exploit, explore)
+        assert best is not None
+        return best[1], best[2], best[3]
