@@ -8,14 +8,13 @@ from typing import TYPE_CHECKING, Protocol
 from agent.tree import Node, NodeStatus
 
 if TYPE_CHECKING:
-    from tools.workspace import Workspace
-
     from agent.budget import Budget
     from agent.calls import Caller
     from agent.select import SearchParams
     from agent.store import RunStore
     from agent.task import Task
     from tools.sandbox import Sandbox
+    from tools.workspace import Workspace
 
 
 @dataclass
