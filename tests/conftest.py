@@ -1,0 +1,35 @@
+"""Shared fixtures: small real git repositories."""
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+DEFAULT_FILES = {
+    "README.md": "# demo\n",
+    "pkg/__init__.py": "",
+    "pkg/calc.py": "def add(a, b):\n    return a + b\n",
+}
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
+
+
+def make_repo(path: Path, files: dict[str, str]) -> Path:
+    """A git repository at `path` with `files` committed on branch main; returns the path."""
+    path.mkdir(parents=True, exist_ok=True)
+    git(path, "init", "-q", "-b", "main")
+    for key, value in {"user.name": "Test", "user.email": "test@example.com", "commit.gpgsign": "false"}.items():
+        git(path, "config", key, value)
+    for name, text in files.items():
+        (path / name).parent.mkdir(parents=True, exist_ok=True)
+        (path / name).write_text(text)
+    git(path, "add", "-A")
+    git(path, "commit", "-q", "-m", "initial")
+    return path
+
+
+@pytest.fixture
+def git_repo(tmp_path: Path) -> Path:
+    return make_repo(tmp_path / "repo", DEFAULT_FILES)
