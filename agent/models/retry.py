@@ -1,0 +1,114 @@
+"""Bounded retries with backoff that honour `Retry-After`, each extra attempt reported first.
+
+The SDK clients are built with `max_retries=0` so that every retry goes through here: the number
+is bounded, and `on_attempt` runs *before* each extra attempt so the caller can charge it (and
+stop the retry by raising, e.g. when the budget has no room left).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TypeVar
+
+from agent.models.base import ModelError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class Transient(Exception):
+    """A failure worth retrying (429, 5xx, timeout, dropped connection, unparseable reply)."""
+
+    def __init__(self, message: str, retry_after: float | None = None, maybe_billed: bool = False):
+        super().__init__(message)
+        self.retry_after = retry_after
+        # True when the request may have reached the model (timeout, garbled reply): the provider
+        # may bill it, so a careful caller charges that attempt at its worst case.
+        self.maybe_billed = maybe_billed
+
+
+@dataclass(frozen=True)
+class Failure:
+    """What `on_attempt` is told before a retry."""
+
+    retry: int  # the retry about to be made, 1-based
+    reason: str
+    maybe_billed: bool
+
+
+@dataclass(frozen=True)
+class Backoff:
+    max_retries: int = 3
+    base: float = 1.0  # seconds before the first retry, doubled each time
+    cap: float = 30.0  # longest wait we choose ourselves
+    max_retry_after: float = 120.0  # a server asking for more than this is treated as a final refusal
+    jitter: float = 0.1  # fraction of the delay, spreads parallel workers apart
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        """Seconds to wait before retry number `attempt` (1-based)."""
+        if retry_after is not None:
+            return max(retry_after, 0.0)
+        d = min(self.base * 2 ** (attempt - 1), self.cap)
+        return d * (1 + random.uniform(0, self.jitter))
+
+
+def parse_retry_after(headers: Mapping[str, str] | None, now: float | None = None) -> float | None:
+    """Seconds from `retry-after-ms` or `retry-after` (seconds or an HTTP date), or None."""
+    if not headers:
+        return None
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return float(ms) / 1000
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError):
+        return None
+    return max(when - (time.time() if now is None else now), 0.0)
+
+
+def with_retries(
+    fn: Callable[[], T],
+    backoff: Backoff,
+    *,
+    what: str,
+    on_attempt: Callable[[Failure], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """Run `fn`, retrying `Transient` failures at most `backoff.max_retries` times.
+
+    `on_attempt(failure)` is called before every attempt after the first (before the wait);
+    whatever it raises ends the retries and propagates. Anything else `fn` raises propagates at once.
+    """
+    attempt = 0
+    while True:
+        try:
+            return fn()
+        except Transient as e:
+            attempt += 1
+            if attempt > backoff.max_retries:
+                raise ModelError(f"{what}: {e} (gave up after {backoff.max_retries} retries)") from None
+            if e.retry_after is not None and e.retry_after > backoff.max_retry_after:
+                raise ModelError(
+                    f"{what}: {e}; the server asks to wait {e.retry_after:.0f}s, "
+                    f"more than the {backoff.max_retry_after:.0f}s allowed"
+                ) from None
+            wait = backoff.delay(attempt, e.retry_after)
+            log.warning("%s: %s; retry %d/%d in %.1fs", what, e, attempt, backoff.max_retries, wait)
+            if on_attempt is not None:
+                on_attempt(Failure(attempt, str(e), e.maybe_billed))
+            sleep(wait)
