@@ -1,0 +1,177 @@
+"""Run a test command and read per-test outcomes (pytest junit XML, else pytest's terminal output)."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import shutil
+import tempfile
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tools.sandbox import RunResult, Sandbox, scratch_root
+
+PASSED, FAILED, ERROR, SKIPPED = "passed", "failed", "error", "skipped"
+
+
+@dataclass
+class TestReport:
+    __test__ = False  # not a pytest test class, despite the name
+
+    passed: int = 0
+    failed: int = 0
+    errors: int = 0
+    skipped: int = 0
+    tests: dict[str, str] = field(default_factory=dict)  # node id -> passed|failed|error|skipped
+    collected: bool = False  # False when pytest could not collect (import error, bad usage, ...)
+
+    @property
+    def total(self) -> int:
+        return self.passed + self.failed + self.errors + self.skipped
+
+    @property
+    def ok(self) -> bool:
+        return self.collected and self.failed == 0 and self.errors == 0
+
+
+def _counted(tests: dict[str, str], collected: bool) -> TestReport:
+    values = list(tests.values())
+    counts = (values.count(outcome) for outcome in (PASSED, FAILED, ERROR, SKIPPED))
+    return TestReport(*counts, tests=tests, collected=collected)
+
+
+# --- junit XML ---------------------------------------------------------------------------------
+
+
+def _node_id(classname: str, name: str, file: str | None) -> str:
+    """pytest writes classname "pkg.test_x.TestK" + name "test_b"; rebuild "pkg/test_x.py::TestK::test_b"."""
+    if not classname:  # a collection error names the module itself
+        return file or name.replace(".", "/") + ".py"
+    parts = classname.split(".")
+    module = file.removesuffix(".py").replace("/", ".") if file else None
+    if module and (classname == module or classname.startswith(module + ".")):
+        classes = parts[len(module.split(".")) :]
+    else:
+        # No usable file attribute (xunit2): trailing capitalised parts are classes ("Test*").
+        split = len(parts)
+        while split > 1 and parts[split - 1][:1].isupper():
+            split -= 1
+        classes = parts[split:]
+        file = file or "/".join(parts[:split]) + ".py"
+    return "::".join([file, *classes, name])
+
+
+def _outcome(case: ET.Element) -> str:
+    tags = {child.tag for child in case}
+    if "failure" in tags:
+        return FAILED
+    if "error" in tags:
+        return ERROR
+    if "skipped" in tags:
+        return SKIPPED
+    return PASSED
+
+
+def parse_junit(xml_text: str) -> TestReport:
+    try:
+        root = ET.fromstring(xml_text)
+    except ET.ParseError:
+        return TestReport()
+    tests: dict[str, str] = {}
+    collected = root.tag in ("testsuites", "testsuite")
+    for case in root.iter("testcase"):
+        node = _node_id(case.get("classname", ""), case.get("name", ""), case.get("file"))
+        tests[node] = _outcome(case)
+        if any(e.get("message") == "collection failure" for e in case.iter("error")):
+            collected = False  # pytest stops the session on collection errors
+    return _counted(tests, collected)
+
+
+# --- terminal output (fallback) ----------------------------------------------------------------
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_WORDS = {"PASSED": PASSED, "FAILED": FAILED, "ERROR": ERROR, "XPASS": PASSED, "XFAIL": SKIPPED}
+_SHORT = re.compile(r"^(PASSED|FAILED|ERROR|XPASS|XFAIL) (.+?)(?: - .*)?$")  # -rA summary
+_VERBOSE = re.compile(r"^(\S+::\S+) (PASSED|FAILED|ERROR|SKIPPED|XPASS|XFAIL)\b")  # -v lines
+_FINAL = re.compile(r"^=*\s*(?:\d+ \w+(?:, )?)+.* in [\d.]+s")
+_COUNT = re.compile(r"(\d+) (passed|failed|errors?|skipped|xfailed|xpassed)\b")
+_COUNT_FIELDS = {"passed": "passed", "xpassed": "passed", "failed": "failed", "error": "errors",
+                 "errors": "errors", "skipped": "skipped", "xfailed": "skipped"}  # fmt: skip
+
+
+def parse_pytest_output(text: str) -> TestReport:
+    tests: dict[str, str] = {}
+    final: str | None = None
+    text = _ANSI.sub("", text)
+    for line in text.splitlines():
+        line = line.rstrip()
+        if m := _SHORT.match(line):
+            tests[m[2]] = _WORDS[m[1]]
+        elif m := _VERBOSE.match(line):
+            tests.setdefault(m[1], _WORDS.get(m[2], SKIPPED))
+        elif _FINAL.match(line):
+            final = line
+    collected = bool(tests or final) and "during collection" not in text
+    report = _counted(tests, collected)
+    if final:  # the final line also counts tests the summary does not name (skips)
+        counts = {"passed": 0, "failed": 0, "errors": 0, "skipped": 0}
+        for number, word in _COUNT.findall(final):
+            counts[_COUNT_FIELDS[word]] += int(number)
+        for key, value in counts.items():
+            setattr(report, key, value)
+    return report
+
+
+# --- running -----------------------------------------------------------------------------------
+
+_SEPARATOR = re.compile(r"(&&|\|\||;|\||\n)")
+_PYTEST = {"pytest", "py.test"}
+
+
+def _invokes_pytest(segment: str) -> bool:
+    try:
+        words = shlex.split(segment)
+    except ValueError:
+        return False
+    while words and re.match(r"^\w+=", words[0]):  # FOO=bar pytest
+        words.pop(0)
+    for i, word in enumerate(words):
+        if Path(word).name in _PYTEST and (i == 0 or words[i - 1] in ("-m", "run", "exec")):
+            return True
+    return False
+
+
+def pytest_command(test_cmd: str, junit_path: Path) -> str:
+    """Add junit options to the first pytest invocation of a shell command, else return it as is.
+
+    The options go at the end of that simple command, so `cd x && pytest -q | tee log` still works.
+    """
+    parts = _SEPARATOR.split(test_cmd)
+    for i in range(0, len(parts), 2):  # even indexes are commands, odd ones separators
+        if _invokes_pytest(parts[i]):
+            extra = f" --junitxml={shlex.quote(str(junit_path))} -o junit_family=xunit1"
+            stripped = parts[i].rstrip()
+            parts[i] = stripped + extra + parts[i][len(stripped) :]
+            return "".join(parts)
+    return test_cmd
+
+
+def run_tests(
+    sandbox: Sandbox, test_cmd: str, cwd: Path, timeout: float, env: dict[str, str] | None = None
+) -> tuple[RunResult, TestReport]:
+    junit_dir = Path(tempfile.mkdtemp(prefix="junit-", dir=scratch_root()))  # outside cwd: no diff noise
+    try:
+        junit = junit_dir / "report.xml"
+        cmd = pytest_command(test_cmd, junit)
+        result = sandbox.run(cmd, cwd, timeout, env)
+        report = parse_junit(junit.read_text(errors="replace")) if junit.exists() else TestReport()
+    finally:
+        shutil.rmtree(junit_dir, ignore_errors=True)
+    if not report.tests and not report.collected:  # no junit file, or a broken one
+        report = parse_pytest_output(result.output)
+    if cmd == test_cmd and not report.tests and not report.total:
+        # Not pytest and nothing to read: the exit code is the only verdict.
+        ok = result.exit_code == 0
+        report = TestReport(int(ok), int(not ok), 0, 0, {test_cmd: PASSED if ok else FAILED}, True)
+    return result, report
