@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
@@ -47,12 +46,23 @@ class Spent:
     elapsed: float = 0.0  # carried over from earlier processes of the same run
     by_role: dict[str, dict[str, float]] = field(default_factory=dict)
 
+    def add_call(self, role: str, usage: Usage, cost: float) -> None:
+        """One model call (a failed one too: it is a turn, so retries cannot run unbounded)."""
+        self.cost += cost
+        self.tokens += usage.total
+        self.turns += 1
+        r = self.by_role.setdefault(role, {})
+        for k, v in (
+            ("cost", cost),
+            ("turns", 1),
+            ("input_tokens", usage.input_tokens),
+            ("output_tokens", usage.output_tokens),
+            ("cached_tokens", usage.cached_tokens),
+        ):
+            r[k] = r.get(k, 0) + v
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Spent:
-        return cls(**d)
 
 
 class Ledger(Protocol):
@@ -183,7 +193,6 @@ class Budget:
     def _settle(self, ticket: Ticket, completion: Completion | None) -> None:
         usage = completion.usage if completion else Usage()
         cost = (completion.cost or 0.0) if completion else 0.0
-        # Never charge less than reported, but also never let a provider's over-report go unseen.
         tokens = usage.total
         with self._lock:
             if ticket.settled:
@@ -192,19 +201,7 @@ class Budget:
             self._open_cost -= ticket.cost
             self._open_tokens -= ticket.tokens
             self._open_turns -= 1
-            s = self.spent
-            s.cost += cost
-            s.tokens += tokens
-            s.turns += 1  # a failed call is still a turn: retries cannot run unbounded
-            role = s.by_role.setdefault(ticket.role, defaultdict(float))
-            for k, v in (
-                ("cost", cost),
-                ("turns", 1),
-                ("input_tokens", usage.input_tokens),
-                ("output_tokens", usage.output_tokens),
-                ("cached_tokens", usage.cached_tokens),
-            ):
-                role[k] = role.get(k, 0) + v
+            self.spent.add_call(ticket.role, usage, cost)
             if self._ledger is not None:
                 self._ledger.settle((ticket.cost, ticket.tokens, 1), (cost, tokens, 1))
 
@@ -212,5 +209,5 @@ class Budget:
         with self._lock:
             d = self.spent.to_dict()
             d["elapsed"] = self.elapsed()
-            d["by_role"] = {k: dict(v) for k, v in self.spent.by_role.items()}
+            d["by_role"] = {k: dict(v) for k, v in d["by_role"].items()}
             return d

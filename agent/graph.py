@@ -21,7 +21,7 @@ from agent.expand import expand
 from agent.models.base import ModelError
 from agent.policies.base import NoCandidate, Policy, SearchContext
 from agent.select import Selector
-from agent.tree import Judgement, Node, NodeKind, NodeStatus
+from agent.tree import Judgement, NodeStatus
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -172,9 +172,3 @@ class SearchEngine:
         if self._pool:
             self._pool.shutdown(wait=True)
 
-
-def best_nodes(nodes: list[Node]) -> list[Node]:
-    """Candidates for the final choice, best first: verified before unverified, then value."""
-    attempts = [n for n in nodes if n.kind in (NodeKind.CODE, NodeKind.REPAIR) and n.diff]
-    attempts = [n for n in attempts if n.exec is None or (n.exec.applied and n.exec.compiled)]
-    return sorted(attempts, key=lambda n: (n.verified, n.value or 0.0, -len(n.diff), -n.seq), reverse=True)

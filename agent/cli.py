@@ -1,0 +1,236 @@
+"""The `treefix` command. Heavy modules are imported inside commands so `--help` stays fast."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    help="Fix issues by searching a tree of attempts.")
+console = Console(stderr=True)
+out = Console()
+
+Model = Annotated[str, typer.Option("-m", "--model", help="offline | replay:FILE | openai/NAME | anthropic/NAME")]
+BaseUrl = Annotated[str | None, typer.Option("--base-url", help="OpenAI-compatible server (Ollama, vLLM, ...)")]
+Search = Annotated[str, typer.Option("--search", help="mcts | best-of-n | linear | greedy")]
+
+
+class UserError(Exception):
+    """Bad input: one clear message, exit code 2."""
+
+
+def fail(message: str, code: int = 2) -> None:
+    console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+@app.command()
+def fix(
+    repo: Annotated[Path, typer.Argument(help="git repository to fix")] = Path("."),
+    issue: Annotated[str | None, typer.Option("--issue", help="the issue text")] = None,
+    issue_file: Annotated[Path | None, typer.Option("--issue-file", help="a file holding the issue text")] = None,
+    test_cmd: Annotated[str | None, typer.Option("--test-cmd", help="command whose tests verify a fix")] = None,
+    model: Model = "offline",
+    base_url: BaseUrl = None,
+    base: Annotated[str, typer.Option("--base", help="revision to start from")] = "HEAD",
+    cost_limit: Annotated[float, typer.Option("-l", "--cost-limit", help="USD; 0 = no limit")] = 3.0,
+    max_turns: Annotated[int, typer.Option("--max-turns", help="model calls; 0 = no limit")] = 0,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", help="tokens; 0 = no limit")] = 0,
+    max_nodes: Annotated[int, typer.Option("--max-nodes")] = 30,
+    max_depth: Annotated[int, typer.Option("--max-depth")] = 6,
+    time_limit: Annotated[float, typer.Option("--time-limit", help="seconds; 0 = no limit")] = 0.0,
+    test_timeout: Annotated[float, typer.Option("--test-timeout", help="seconds per test run")] = 300.0,
+    workers: Annotated[int, typer.Option("-w", "--workers", help="parallel expansions in the tree")] = 1,
+    search: Search = "mcts",
+    price: Annotated[str | None, typer.Option("--price", help="IN,OUT USD per 1M tokens for unpriced models")] = None,
+    record: Annotated[Path | None, typer.Option("--record", help="write the model's replies to a cassette")] = None,
+    apply: Annotated[bool, typer.Option("--apply", help="apply the best patch and commit it")] = False,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="run directory")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+) -> None:
+    """Search for a fix of ISSUE in REPO."""
+    from agent.budget import Limits
+    from agent.run import RunConfig, run_fix
+    from agent.select import STRATEGIES
+    from agent.task import Task
+
+    if (issue is None) == (issue_file is None):
+        fail("give the issue text with exactly one of --issue TEXT or --issue-file PATH")
+    if issue_file is not None:
+        if not issue_file.is_file():
+            fail(f"issue file not found: {issue_file}")
+        issue = issue_file.read_text()
+    if not (issue or "").strip():
+        fail("the issue text is empty")
+    if search not in STRATEGIES:
+        fail(f"unknown search {search!r}: use one of {', '.join(STRATEGIES)}")
+    if not repo.is_dir():
+        fail(f"not a directory: {repo}")
+    config = RunConfig(
+        model=model,
+        base_url=base_url,
+        search=search,
+        limits=Limits(
+            cost_limit=cost_limit, max_turns=max_turns, max_tokens=max_tokens, time_limit=time_limit,
+            max_nodes=max_nodes, max_depth=max_depth,
+        ),
+        workers=workers,
+        record=str(record) if record else None,
+        price=_parse_price(price),
+    )
+    task = Task(repo=repo.resolve(), problem_statement=issue or "", base=base, test_cmd=test_cmd, test_timeout=test_timeout)
+    if apply:
+        _refuse_dirty(task.repo)
+    outcome = _guarded(lambda: run_fix(task, config, output.resolve() if output else None, on_event=_progress()))
+    _report(outcome, as_json)
+    if apply and outcome.patch:
+        from tools.workspace import Workspace
+
+        ws = Workspace(task.repo)
+        try:
+            sha = _guarded(lambda: ws.apply_to_checkout(outcome.patch, _commit_message(issue or "", outcome)))
+        finally:
+            ws.close()
+        console.print(f"[green]applied[/] the patch and committed it as {sha[:10]}")
+    raise typer.Exit(outcome.exit_code)
+
+
+@app.command()
+def resume(run: Annotated[str, typer.Argument(help="run id or run directory")]) -> None:
+    """Continue a run that was stopped or killed, keeping every node it made."""
+    from agent.run import resume_run
+
+    outcome = _guarded(lambda: resume_run(_run_dir(run), on_event=_progress()))
+    _report(outcome, False)
+    raise typer.Exit(outcome.exit_code)
+
+
+@app.command()
+def inspect(
+    run: Annotated[str, typer.Argument(help="run id or run directory")],
+    html: Annotated[Path | None, typer.Option("--html", help="also write the tree as an HTML page")] = None,
+) -> None:
+    """Print the tree of a run: kind, value, visits, tests and cost per node."""
+    from agent.inspect import load_tree, render_tree, write_html
+
+    tree = _guarded(lambda: load_tree(_run_dir(run)))
+    out.print(render_tree(tree))
+    if html:
+        write_html(tree, html)
+        console.print(f"wrote {html}")
+
+
+@app.command()
+def runs(repo: Annotated[Path, typer.Argument()] = Path(".")) -> None:
+    """List the runs made in REPO."""
+    from agent.inspect import runs_table
+
+    out.print(runs_table(repo.resolve() / ".treefix" / "runs"))
+
+
+@app.command()
+def demo(
+    directory: Annotated[Path | None, typer.Option("--dir", help="where to put the example repository")] = None,
+    model: Model = "offline",
+) -> None:
+    """Copy the bundled example repository to a fresh git repo and fix its issue."""
+    from agent.demo import run_demo
+
+    raise typer.Exit(_guarded(lambda: run_demo(directory, model, _progress(), out)))
+
+
+@app.command(name="map")
+def map_(
+    repo: Annotated[Path, typer.Argument()] = Path("."),
+    tokens: Annotated[int, typer.Option("--tokens", help="token budget of the map")] = 2048,
+    focus: Annotated[list[str] | None, typer.Option("--focus", help="a path or identifier to rank up")] = None,
+) -> None:
+    """Print the repository map a model sees, and its token count."""
+    from agent.commands.map import map_command
+
+    raise typer.Exit(_guarded(lambda: map_command(repo.resolve(), tokens, focus or [])))
+
+
+def _guarded(fn):  # type: ignore[no-untyped-def]
+    """Run fn; user-caused errors become one message and exit code 2, never a traceback."""
+    from agent.models.base import ConfigError
+    from tools.workspace import WorkspaceError
+
+    try:
+        return fn()
+    except (ConfigError, WorkspaceError, UserError) as e:
+        fail(str(e))
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]: the run store keeps every node; `treefix resume RUN` continues")
+        raise typer.Exit(130) from None
+
+
+def _refuse_dirty(repo: Path) -> None:
+    from tools.workspace import Workspace
+
+    ws = _guarded(lambda: Workspace(repo))
+    try:
+        if ws.is_dirty():
+            fail("working tree has uncommitted changes; commit or stash them before --apply")
+    finally:
+        ws.close()
+
+
+def _parse_price(text: str | None) -> tuple[float, float] | None:
+    if not text:
+        return None
+    try:
+        a, b = (float(x) for x in text.split(","))
+    except ValueError:
+        fail(f"--price takes IN,OUT in USD per 1M tokens, not {text!r}")
+    return a, b
+
+
+def _commit_message(issue: str, outcome) -> str:  # type: ignore[no-untyped-def]
+    first = issue.strip().splitlines()[0][:60] if issue.strip() else "issue"
+    return f"treefix: fix {first}\n\nMade by treefix run {outcome.run_id} (node {outcome.best_node})."
+
+
+def _run_dir(run: str) -> Path:
+    path = Path(run)
+    if (path / "run.sqlite").is_file():
+        return path.resolve()
+    for parent in [Path.cwd(), *Path.cwd().parents]:
+        candidate = parent / ".treefix" / "runs" / run
+        if (candidate / "run.sqlite").is_file():
+            return candidate
+    raise UserError(f"no run {run!r} here: give a run id from `treefix runs` or a run directory")
+
+
+def _progress():  # type: ignore[no-untyped-def]
+    from agent.inspect import progress_printer
+
+    return progress_printer(console)
+
+
+def _report(outcome, as_json: bool) -> None:  # type: ignore[no-untyped-def]
+    if as_json:
+        out.print_json(json.dumps(outcome.summary))
+        return
+    from agent.inspect import print_outcome
+
+    print_outcome(console, outcome)
+
+
+def main() -> None:
+    try:
+        app()
+    except BrokenPipeError:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,128 @@
+"""Showing runs in the terminal: live progress, the final outcome, the tree, the list of runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from rich.tree import Tree
+
+from agent.models.base import ConfigError
+from agent.outputs import tree_dict
+from agent.store import RunStore
+from agent.tree import Node
+
+KIND_STYLE = {"root": "bold", "plan": "cyan", "code": "magenta", "repair": "yellow"}
+
+
+def load_tree(run_dir: Path) -> dict[str, Any]:
+    """tree.json when the run finished; otherwise the live store (a killed run still shows its nodes)."""
+    path = run_dir / "tree.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    if not (run_dir / "run.sqlite").is_file():
+        raise ConfigError(f"no run found at {run_dir}")
+    store = RunStore(run_dir / "run.sqlite")
+    try:
+        return tree_dict(store)
+    finally:
+        store.close()
+
+
+def node_line(n: Node, best: bool = False) -> str:
+    parts = [f"[{KIND_STYLE.get(n.kind.value, '')}]{n.kind.value}[/] {n.id[:8]}"]
+    if n.title:
+        parts.append(escape(n.title[:70]))
+    if n.value is not None:
+        parts.append(f"value {n.value:.2f}")
+    parts.append(f"visits {n.visits}")
+    if n.exec is not None:
+        if not n.exec.applied or not n.exec.compiled:
+            parts.append("[red]not applied[/]" if not n.exec.applied else "[red]does not compile[/]")
+        else:
+            parts.append(f"tests [green]{n.exec.passed}✓[/] [red]{n.exec.failed + n.exec.errors}✗[/]")
+    cost = n.usage.get("cost", 0.0)
+    if cost:
+        parts.append(f"${cost:.4f}")
+    if n.error:
+        parts.append(f"[red]{escape(n.error[:60])}[/]")
+    line = "  ".join(parts)
+    return f"[bold green]★[/] {line}" if best else line
+
+
+def render_tree(tree: dict[str, Any]) -> Tree:
+    nodes = [Node.from_dict(d) for d in tree["nodes"]]
+    by_parent: dict[str | None, list[Node]] = {}
+    for n in nodes:
+        by_parent.setdefault(n.parent, []).append(n)
+    roots = by_parent.get(None, [])
+    top = Tree(f"run {tree.get('run_id')}  format {tree.get('format')}")
+
+    def add(branch: Tree, node: Node) -> None:
+        sub = branch.add(node_line(node, node.id == tree.get("best")))
+        for child in by_parent.get(node.id, []):
+            add(sub, child)
+
+    for r in roots:
+        add(top, r)
+    return top
+
+
+def write_html(tree: dict[str, Any], path: Path) -> None:
+    console = Console(record=True, width=140, file=open("/dev/null", "w"))  # noqa: SIM115
+    console.print(render_tree(tree))
+    path.write_text(console.export_html())
+
+
+def runs_table(runs_dir: Path) -> Table:
+    table = Table("run", "status", "best", "nodes", "cost", "issue")
+    for d in sorted(runs_dir.glob("*/"), reverse=True) if runs_dir.is_dir() else []:
+        summary = json.loads((d / "summary.json").read_text()) if (d / "summary.json").is_file() else {}
+        tree = load_tree(d) if (d / "run.sqlite").is_file() else {}
+        issue = (tree.get("task") or {}).get("problem_statement", "").strip().splitlines()
+        table.add_row(
+            d.name,
+            summary.get("exit_status", "[yellow]unfinished[/]"),
+            (summary.get("best_node") or "-")[:8],
+            str(len(tree.get("nodes", []))),
+            f"${summary.get('usage', {}).get('cost', 0.0):.4f}",
+            (issue[0][:50] if issue else ""),
+        )
+    return table
+
+
+def progress_printer(console: Console):  # type: ignore[no-untyped-def]
+    """An on_event sink printing one line per node, with spend so far (step and $ always visible)."""
+    state = {"cost": 0.0, "turns": 0, "nodes": 0}
+
+    def sink(kind: str, data: dict[str, Any]) -> None:
+        if kind == "call":
+            state["cost"], state["turns"] = data["total_cost"], data["turns"]
+        elif kind == "node":
+            state["nodes"] += 1
+            console.print(
+                f"[dim]#{state['nodes']:<3} step {state['turns']:<3} ${state['cost']:.4f}[/]  "
+                f"[{KIND_STYLE.get(data['kind'], '')}]{data['kind']:<6}[/] {escape(data['title'][:70])}"
+            )
+        elif kind == "scored":
+            mark = "[bold green]verified[/]" if data["verified"] else f"value {data['value']:.2f}"
+            console.print(f"       {data['node'][:8]} → {mark}")
+
+    return sink
+
+
+def print_outcome(console: Console, outcome: Any) -> None:
+    s = outcome.summary
+    u = s["usage"]
+    colour = "green" if outcome.exit_code == 0 else "yellow"
+    console.print(
+        f"[{colour}]{outcome.exit_status}[/]  best {str(outcome.best_node)[:8]}  nodes {sum(s['nodes'].values())}  "
+        f"model calls {u['model_calls']}  tokens {u['tokens']}  cost ${u['cost']:.4f}  {u['elapsed']:.1f}s"
+    )
+    console.print(f"run {outcome.run_id}: {outcome.run_dir}")
+    if outcome.patch:
+        console.print(f"patch: {outcome.run_dir / 'patch.diff'}")

@@ -1,0 +1,221 @@
+"""One run: set up the task, workspace, model, budget and store; search; pick the best; write outputs."""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agent.budget import Budget, Ledger, Limits, Spent
+from agent.calls import Caller
+from agent.critic import Critic, ExecutionCritic, LLMCritic, ValueWeights
+from agent.graph import SearchEngine
+from agent.models.base import Completion, ConfigError, Usage
+from agent.models.registry import load_model
+from agent.outputs import choose_best, write_outputs
+from agent.policies.base import Policy, SearchContext
+from agent.select import SearchParams
+from agent.store import RunStore
+from agent.task import Task
+from agent.tree import Node, NodeKind, NodeStatus
+from tools.sandbox import default_sandbox
+from tools.workspace import Workspace
+
+EXIT_VERIFIED, EXIT_UNVERIFIED, EXIT_BAD_INPUT, EXIT_BUDGET = 0, 1, 2, 3
+
+
+@dataclass
+class RunConfig:
+    model: str = "offline"
+    base_url: str | None = None
+    search: str = "mcts"
+    limits: Limits = field(default_factory=Limits)
+    workers: int = 1
+    exploration: float = 1.0
+    widen_k: float = 1.0
+    widen_alpha: float = 0.5
+    max_children: int = 5
+    exec_weight: float = 0.7
+    critic_weight: float = 0.3
+    stop_on_verified: bool = True
+    record: str | None = None  # cassette path to record the model's completions to
+    price: tuple[float, float] | None = None  # USD per 1M input, output tokens: for unpriced models
+    label: str = ""  # extra words for model_name_or_path in batch outputs (e.g. visible tests)
+
+    def params(self) -> SearchParams:
+        return SearchParams(
+            strategy=self.search,
+            exploration=self.exploration,
+            widen_k=self.widen_k,
+            widen_alpha=self.widen_alpha,
+            max_children=self.max_children,
+            max_depth=self.limits.max_depth,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunConfig:
+        d = dict(d)
+        d["limits"] = Limits(**d.get("limits", {}))
+        if d.get("price"):
+            d["price"] = tuple(d["price"])
+        return cls(**d)
+
+
+@dataclass
+class RunOutcome:
+    run_id: str
+    run_dir: Path
+    exit_status: str  # verified | unverified | limit:<name> | exhausted
+    exit_code: int
+    best_node: str | None
+    patch: str
+    summary: dict[str, Any]
+
+
+EventSink = Callable[[str, dict[str, Any]], None]
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
+
+
+def run_fix(
+    task: Task,
+    config: RunConfig,
+    run_dir: Path | None = None,
+    on_event: EventSink | None = None,
+    ledger: Ledger | None = None,
+) -> RunOutcome:
+    """Search for a fix of `task`. Raises ConfigError / WorkspaceError for bad input, before any spend."""
+    workspace = Workspace(task.repo, task.base)
+    run_id = new_run_id()
+    run_dir = run_dir or workspace.root / ".treefix" / "runs" / run_id
+    if (run_dir / "run.sqlite").exists():
+        raise ConfigError(f"{run_dir} already holds a run; use `treefix resume {run_dir}`")
+    store = RunStore(run_dir / "run.sqlite")
+    task = Task(**{**task.to_dict(), "repo": workspace.root, "base": workspace.base_sha})
+    store.set_meta("run_id", run_id)
+    store.set_meta("task", task.to_dict())
+    store.set_meta("config", config.to_dict())
+    return _search(store, run_dir, task, config, workspace, on_event, ledger, resume=False)
+
+
+def resume_run(run_dir: Path, on_event: EventSink | None = None, ledger: Ledger | None = None) -> RunOutcome:
+    path = run_dir / "run.sqlite"
+    if not path.is_file():
+        raise ConfigError(f"no run found at {run_dir}")
+    store = RunStore(path)
+    task = Task.from_dict(store.get_meta("task"))
+    config = RunConfig.from_dict(store.get_meta("config"))
+    return _search(store, run_dir, task, config, Workspace(task.repo, task.base), on_event, ledger, resume=True)
+
+
+def spent_from_store(store: RunStore) -> Spent:
+    """What a run has spent, rebuilt from its event log: a resumed run keeps every cent it paid."""
+    spent = Spent(elapsed=store.get_meta("elapsed", 0.0))
+    for e in store.events("call"):
+        usage = Usage(e["input_tokens"], e["output_tokens"], e["cached_tokens"])
+        spent.add_call(e["role"], usage, e["cost"])
+    spent.nodes = sum(1 for n in store.nodes() if n.parent is not None)
+    spent.test_runs = len(store.events("test"))
+    return spent
+
+
+def _search(
+    store: RunStore,
+    run_dir: Path,
+    task: Task,
+    config: RunConfig,
+    workspace: Workspace,
+    on_event: EventSink | None,
+    ledger: Ledger | None,
+    resume: bool,
+) -> RunOutcome:
+    emit = on_event or (lambda kind, data: None)
+    try:
+        budget = Budget(config.limits, spent=spent_from_store(store), ledger=ledger)
+        policy, critic, caller = _agents(config, budget, store, emit)
+        ctx = SearchContext(
+            task=task,
+            store=store,
+            workspace=workspace,
+            budget=budget,
+            sandbox=default_sandbox(),
+            params=config.params(),
+            caller=caller,
+            overview=workspace.overview(),
+        )
+        if store.root() is None:
+            title = task.problem_statement.strip().splitlines()[0][:100] if task.problem_statement.strip() else ""
+            store.add(Node(NodeKind.ROOT, None, 0, status=NodeStatus.DONE, title=title))
+        weights = ValueWeights(config.exec_weight, config.critic_weight)
+        engine = SearchEngine(ctx, policy, critic, weights, config.workers, config.stop_on_verified, emit)
+        checkpoints = sqlite3.connect(run_dir / "run.sqlite", check_same_thread=False)
+        try:
+            from langgraph.checkpoint.sqlite import SqliteSaver
+
+            graph = engine.build(SqliteSaver(checkpoints))
+            cfg = {"configurable": {"thread_id": "search"}, "recursion_limit": 10**7}
+            started = resume and graph.get_state(cfg).values
+            final = graph.invoke(None if started else {"iteration": 0, "batch": []}, cfg)
+        finally:
+            engine.close()
+            checkpoints.close()
+        status = final.get("status") or "exhausted"
+        store.set_meta("elapsed", budget.elapsed())
+        best = choose_best(ctx, store)
+        verified = best is not None and best.verified
+        if verified:
+            code = EXIT_VERIFIED
+        elif best is None and status.startswith("limit:"):
+            code = EXIT_BUDGET
+        else:
+            code = EXIT_UNVERIFIED
+        summary = write_outputs(run_dir, store, task, config, status if not verified else "verified", code, best, budget)
+        emit("finished", {"status": summary["exit_status"], "best": best.id if best else None})
+        return RunOutcome(
+            store.get_meta("run_id"), run_dir, summary["exit_status"], code, best.id if best else None,
+            best.diff if best else "", summary,
+        )
+    finally:
+        workspace.close()
+        store.close()
+
+
+def _agents(
+    config: RunConfig, budget: Budget, store: RunStore, emit: EventSink
+) -> tuple[Policy, Critic, Caller | None]:
+    from agent.models.base import Price
+
+    price_override = Price(*config.price) if config.price else None
+    model = load_model(config.model, base_url=config.base_url, record=Path(config.record) if config.record else None)
+    if model is None:
+        try:
+            from agent.policies.offline import OfflinePolicy
+        except ImportError:
+            raise ConfigError("the offline policy is not available in this build; pick a model with -m") from None
+        return OfflinePolicy(), ExecutionCritic(), None
+    if price_override is not None and hasattr(model, "set_price"):
+        model.set_price(price_override)
+    budget.require_enforceable(model.price(), model.name)
+
+    def on_call(role: str, completion: Completion | None, error: str) -> None:
+        u = completion.usage if completion else Usage()
+        cost = (completion.cost or 0.0) if completion else 0.0
+        store.event(
+            "call", role=role, input_tokens=u.input_tokens, output_tokens=u.output_tokens,
+            cached_tokens=u.cached_tokens, cost=cost, error=error,
+        )
+        emit("call", {"role": role, "cost": cost, "total_cost": budget.spent.cost, "turns": budget.spent.turns})
+
+    from agent.policies.llm import LLMPolicy
+
+    caller = Caller(model, budget, config.limits.max_output_tokens, on_call)
+    return LLMPolicy(), LLMCritic(), caller

@@ -1,0 +1,3 @@
+from textstats.core import average_word_length, top_words, words
+
+__all__ = ["average_word_length", "top_words", "words"]
