@@ -225,7 +225,20 @@ def _report(outcome, as_json: bool) -> None:  # type: ignore[no-untyped-def]
     print_outcome(console, outcome)
 
 
+def _register_plugins() -> None:
+    """Sub-commands other packages provide (e.g. `swebench` from evals), found through entry points,
+    so the agent never imports the evaluation code that can see hidden tests."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="treefix.commands"):
+        try:
+            app.add_typer(ep.load(), name=ep.name)
+        except ImportError as e:  # an optional extra that is not installed
+            console.print(f"[yellow]warning:[/] `treefix {ep.name}` is unavailable: {e}")
+
+
 def main() -> None:
+    _register_plugins()
     try:
         app()
     except BrokenPipeError:
