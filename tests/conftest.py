@@ -20,7 +20,11 @@ def make_repo(path: Path, files: dict[str, str]) -> Path:
     """A git repository at `path` with `files` committed on branch main; returns the path."""
     path.mkdir(parents=True, exist_ok=True)
     git(path, "init", "-q", "-b", "main")
-    for key, value in {"user.name": "Test", "user.email": "test@example.com", "commit.gpgsign": "false"}.items():
+    for key, value in {
+        "user.name": "Test",
+        "user.email": "test@example.com",
+        "commit.gpgsign": "false",
+    }.items():
         git(path, "config", key, value)
     for name, text in files.items():
         (path / name).parent.mkdir(parents=True, exist_ok=True)

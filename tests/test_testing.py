@@ -82,7 +82,10 @@ def test_parse_pytest_output_short_summary():
 
 def test_parse_pytest_output_verbose_and_collection_error():
     verbose = "tests/t.py::test_a PASSED   [ 50%]\ntests/t.py::test_b FAILED   [100%]\n"
-    assert parse_pytest_output(verbose).tests == {"tests/t.py::test_a": "passed", "tests/t.py::test_b": "failed"}
+    assert parse_pytest_output(verbose).tests == {
+        "tests/t.py::test_a": "passed",
+        "tests/t.py::test_b": "failed",
+    }
     broken = "ERROR tests/test_broken.py\n!!! Interrupted: 1 error during collection !!!\n1 error in 0.87s\n"
     report = parse_pytest_output(broken)
     assert report.tests == {"tests/test_broken.py": "error"} and not report.collected
@@ -122,7 +125,9 @@ def project(tmp_path: Path) -> Path:
 
 
 def test_run_tests_real_pytest(project):
-    result, report = run_tests(default_sandbox(), f"{sys.executable} -m pytest -q", project, timeout=60, env=FAST)
+    result, report = run_tests(
+        default_sandbox(), f"{sys.executable} -m pytest -q", project, timeout=60, env=FAST
+    )
     assert result.exit_code == 1
     assert report.tests == {"test_calc.py::test_good": "passed", "test_calc.py::TestCalc::test_bad": "failed"}
     assert (report.passed, report.failed, report.collected) == (1, 1, True)
@@ -138,7 +143,9 @@ def test_run_tests_falls_back_to_output(project):
 
 def test_run_tests_collection_error(project):
     (project / "test_broken.py").write_text("import no_such_module_xyz\n")
-    result, report = run_tests(SubprocessSandbox(), f"{sys.executable} -m pytest", project, timeout=60, env=FAST)
+    result, report = run_tests(
+        SubprocessSandbox(), f"{sys.executable} -m pytest", project, timeout=60, env=FAST
+    )
     assert result.exit_code == 2 and not report.collected and not report.ok
 
 
