@@ -349,6 +349,9 @@ def _handler(server: FakeServer) -> type[BaseHTTPRequestHandler]:
         def _respond(self, req: Request, reply: Reply) -> None:
             if reply.status != 200:
                 self._send(reply.status, _error_body(req.api, reply), reply.headers)
+            elif reply.raw is not None and req.stream:
+                event = "event: message_start\n" if req.api == "anthropic" else ""
+                self._send_raw(200, f"{event}data: {reply.raw}\n\n".encode(), "text/event-stream")
             elif reply.raw is not None:
                 self._send_raw(200, reply.raw.encode(), "application/json")
             elif req.stream:

@@ -15,7 +15,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
-from agent.models.base import ModelError
+from agent.models.base import ConfigError, ModelError
+from agent.settings import redact
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -112,3 +113,30 @@ def with_retries(
             if on_attempt is not None:
                 on_attempt(Failure(attempt, str(e), e.maybe_billed))
             sleep(wait)
+
+
+def status_error(status: int, message: str, headers: Mapping[str, str] | None, key_var: str) -> Exception:
+    """The exception for an HTTP error reply: Transient to retry, else ConfigError or ModelError."""
+    message = redact(" ".join(message.split()))[:300]
+    if status == 401:
+        return ConfigError(f"the server rejected the API key (401): check {key_var}")
+    if status == 403:
+        return ConfigError(f"permission denied (403): {message}")
+    if status == 404:
+        return ConfigError(f"not found (404): {message}; check the model name and the base URL")
+    if status == 429 and "quota" in message.lower():
+        return ModelError(f"out of quota (429): {message}")
+    if status in (408, 409, 425, 429) or status >= 500:
+        return Transient(f"HTTP {status}: {message}", parse_retry_after(headers))
+    return ModelError(f"request refused ({status}): {message}")
+
+
+def error_message(body: object, fallback: str) -> str:
+    """The human part of an error body (`{"error": {"message": ...}}` in both APIs)."""
+    if isinstance(body, dict):
+        err = body.get("error", body)
+        if isinstance(err, dict) and err.get("message"):
+            return str(err["message"])
+        if isinstance(err, str):
+            return err
+    return fallback

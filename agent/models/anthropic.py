@@ -1,0 +1,172 @@
+"""Anthropic messages API with tool use and prompt caching.
+
+`Message.cache=True` puts a `cache_control` breakpoint on that message's last block, so the
+static prefix (system prompt, repository overview, issue) is written once and read by every
+sibling expansion. Cache reads and writes are reported and priced separately.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import anthropic
+
+from agent.models import textcalls
+from agent.models.base import Completion, Message, ToolCall, ToolSpec, Usage
+from agent.models.provider import ProviderModel, ToolsRefused, refuses_tools
+from agent.models.retry import Transient, error_message, status_error
+
+MAX_BREAKPOINTS = 4  # the API's limit on cache_control blocks per request
+_FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "tool_use": "tool_calls"}
+
+
+@dataclass
+class _Reply:
+    blocks: list[dict[str, Any]] = field(default_factory=list)  # {"type": "text"|"tool_use", ...}
+    stop: str | None = None
+    usage: dict[str, int] = field(default_factory=dict)
+    model: str = ""
+
+
+class AnthropicModel(ProviderModel):
+    provider = "anthropic"
+    key_var = "ANTHROPIC_API_KEY"
+    base_url_var = "ANTHROPIC_BASE_URL"
+
+    def _make_client(self, key: str) -> anthropic.Anthropic:
+        # The SDK adds /v1/messages itself; accept the OpenAI-style ".../v1" users paste too.
+        if self.base_url:
+            self.base_url = self.base_url.rstrip("/").removesuffix("/v1")
+        return anthropic.Anthropic(api_key=key, base_url=self.base_url, timeout=self.timeout, max_retries=0)
+
+    def _once(
+        self,
+        messages: list[Message],
+        tools: list[ToolSpec] | None,
+        text_mode: bool,
+        max_tokens: int,
+        temperature: float | None,
+        extra: dict[str, Any],
+    ) -> Completion:
+        sent = textcalls.to_text_messages(messages, tools) if text_mode else messages
+        system, wire = to_wire(sent)
+        body: dict[str, Any] = {"model": self.model_id, "max_tokens": max_tokens, "messages": wire}
+        body.update({k: v for k, v in extra.items() if k in ("top_p", "top_k")})
+        if "stop" in extra:
+            body["stop_sequences"] = [extra["stop"]] if isinstance(extra["stop"], str) else extra["stop"]
+        if system:
+            body["system"] = system
+        if tools and not text_mode:
+            body["tools"] = [
+                {"name": t.name, "description": t.description, "input_schema": t.parameters} for t in tools
+            ]
+        if temperature is not None:
+            body["temperature"] = temperature
+        try:
+            reply = self._fetch_stream(body) if self.stream else self._fetch(body)
+        except anthropic.APITimeoutError:
+            raise Transient(f"no reply within {self.timeout:g}s", maybe_billed=True) from None
+        except anthropic.APIConnectionError as e:
+            cause = type(e.__cause__).__name__ if e.__cause__ is not None else type(e).__name__
+            refused = "connect" in cause.lower()
+            where = self._client.base_url
+            raise Transient(f"connection to {where} failed ({cause})", maybe_billed=not refused) from None
+        except anthropic.APIStatusError as e:
+            msg = error_message(e.body, e.message)
+            if tools and not text_mode and refuses_tools(e.status_code, msg):
+                raise ToolsRefused(msg) from None
+            raise status_error(e.status_code, msg, e.response.headers, self.key_var) from None
+        except (ValueError, anthropic.APIResponseValidationError) as e:  # JSONDecodeError is a ValueError
+            raise Transient(f"unparseable reply ({type(e).__name__})", maybe_billed=True) from None
+        return self._completion(reply, text_mode and bool(tools))
+
+    def _fetch(self, body: dict[str, Any]) -> _Reply:
+        resp = self._client.messages.create(**body)
+        if isinstance(resp, str) or getattr(resp, "content", None) is None:
+            raise Transient("reply without content", maybe_billed=True)
+        blocks = [b.model_dump(warnings=False) for b in resp.content]
+        return _Reply(
+            blocks, resp.stop_reason, resp.usage.model_dump() if resp.usage else {}, resp.model or ""
+        )
+
+    def _fetch_stream(self, body: dict[str, Any]) -> _Reply:
+        reply = _Reply()
+        partial: dict[int, list[str]] = {}
+        for event in self._client.messages.create(**body, stream=True):
+            kind = event.type
+            if kind == "message_start":
+                reply.model = event.message.model or ""
+                reply.usage = event.message.usage.model_dump()
+            elif kind == "content_block_start":
+                reply.blocks.append(event.content_block.model_dump())
+                partial[event.index] = []
+            elif kind == "content_block_delta":
+                d = event.delta
+                if d.type == "text_delta":
+                    reply.blocks[event.index]["text"] += d.text
+                elif d.type == "input_json_delta":
+                    partial[event.index].append(d.partial_json)
+            elif kind == "message_delta":
+                reply.stop = event.delta.stop_reason or reply.stop
+                reply.usage.update({k: v for k, v in event.usage.model_dump().items() if v is not None})
+        if reply.stop is None:
+            raise Transient("the reply stream ended before the reply did", maybe_billed=True)
+        for i, pieces in partial.items():
+            if reply.blocks[i].get("type") == "tool_use" and pieces:
+                reply.blocks[i]["input"] = "".join(pieces)  # parsed (or reported malformed) below
+        return reply
+
+    def _completion(self, r: _Reply, text_calls: bool) -> Completion:
+        text = "".join(b.get("text") or "" for b in r.blocks if b.get("type") == "text")
+        calls = [
+            ToolCall(
+                b.get("id") or f"toolu_{i}", b.get("name") or "", textcalls.parse_arguments(b.get("input"))
+            )
+            for i, b in enumerate(r.blocks)
+            if b.get("type") == "tool_use"
+        ]
+        if text_calls:
+            text, calls = textcalls.parse_tool_calls(text)
+        finish = _FINISH.get(r.stop or "", r.stop or "stop")
+        if calls and finish == "stop":
+            finish = "tool_calls"
+        u = r.usage
+        read, write = u.get("cache_read_input_tokens") or 0, u.get("cache_creation_input_tokens") or 0
+        usage = Usage((u.get("input_tokens") or 0) + read + write, u.get("output_tokens") or 0, read, write)
+        return Completion(text, calls, usage, self.cost(usage), finish, r.model or self.model_id)
+
+
+def to_wire(messages: list[Message]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(system blocks, messages) in the API's shape: alternating roles, tool results as user blocks."""
+    system: list[dict[str, Any]] = []
+    wire: list[dict[str, Any]] = []
+    marked: list[dict[str, Any]] = []  # blocks that end a message with cache=True
+    for m in messages:
+        blocks = _blocks(m)
+        if not blocks:
+            continue
+        if m.role == "system":
+            system += blocks
+        else:
+            role = "assistant" if m.role == "assistant" else "user"
+            if wire and wire[-1]["role"] == role:
+                wire[-1]["content"] += blocks
+            else:
+                wire.append({"role": role, "content": blocks})
+        if m.cache:
+            marked.append(blocks[-1])
+    for block in marked[-MAX_BREAKPOINTS:]:  # the latest ones cover the longest prefixes
+        block["cache_control"] = {"type": "ephemeral"}
+    return system, wire
+
+
+def _blocks(m: Message) -> list[dict[str, Any]]:
+    if m.role == "tool":
+        return [
+            {"type": "tool_result", "tool_use_id": m.tool_call_id or "", "content": m.content or "(empty)"}
+        ]
+    blocks: list[dict[str, Any]] = [{"type": "text", "text": m.content}] if m.content.strip() else []
+    for c in m.tool_calls or []:
+        blocks.append({"type": "tool_use", "id": c.id, "name": c.name, "input": c.arguments})
+    return blocks

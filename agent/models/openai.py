@@ -1,0 +1,175 @@
+"""OpenAI chat completions, and every OpenAI-compatible server through `base_url`.
+
+Retries are ours (the SDK's are off) so they are bounded and each one is reported to the caller.
+A server that refuses `tools` is switched to text tool calls (`textcalls`) unless that was
+forbidden with `text_tools=False`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import openai
+
+from agent.models import textcalls
+from agent.models.base import Completion, Message, ToolCall, ToolSpec, Usage
+from agent.models.provider import ProviderModel, ToolsRefused, refuses_tools
+from agent.models.retry import Transient, error_message, status_error
+from agent.models.tokens import count_messages
+from tools.tokens import count_tokens
+
+log = logging.getLogger(__name__)
+_REASONING = ("o1", "o3", "o4", "gpt-5")  # official models that reject a temperature
+
+
+@dataclass
+class _Reply:
+    text: str = ""
+    calls: list[tuple[str, str, str]] = field(default_factory=list)  # (id, name, raw arguments)
+    finish: str | None = None
+    usage: Any = None
+    model: str = ""
+
+
+class OpenAIModel(ProviderModel):
+    provider = "openai"
+    key_var = "OPENAI_API_KEY"
+    base_url_var = "OPENAI_BASE_URL"
+
+    _warned_usage = False
+
+    def _make_client(self, key: str) -> openai.OpenAI:
+        return openai.OpenAI(api_key=key, base_url=self.base_url, timeout=self.timeout, max_retries=0)
+
+    def _once(
+        self,
+        messages: list[Message],
+        tools: list[ToolSpec] | None,
+        text_mode: bool,
+        max_tokens: int,
+        temperature: float | None,
+        extra: dict[str, Any],
+    ) -> Completion:
+        sent = textcalls.to_text_messages(messages, tools) if text_mode else messages
+        body: dict[str, Any] = {"model": self.model_id, "messages": [_wire(m) for m in sent], **extra}
+        if tools and not text_mode:
+            body["tools"] = [_tool(t) for t in tools]
+        official = self.base_url is None
+        # The official API wants max_completion_tokens (reasoning models reject max_tokens);
+        # compatible servers know max_tokens.
+        body["max_completion_tokens" if official else "max_tokens"] = max_tokens
+        if temperature is not None and not (official and self.model_id.startswith(_REASONING)):
+            body["temperature"] = temperature
+        try:
+            reply = self._fetch_stream(body) if self.stream else self._fetch(body)
+        except openai.APITimeoutError:
+            raise Transient(f"no reply within {self.timeout:g}s", maybe_billed=True) from None
+        except openai.APIConnectionError as e:
+            refused = "connect" in type(e.__cause__).__name__.lower()
+            where = self._client.base_url
+            raise Transient(f"connection to {where} failed ({_cause(e)})", maybe_billed=not refused) from None
+        except openai.APIStatusError as e:
+            msg = error_message(e.body, e.message)
+            if tools and not text_mode and refuses_tools(e.status_code, msg):
+                raise ToolsRefused(msg) from None
+            raise status_error(e.status_code, msg, e.response.headers, self.key_var) from None
+        except (ValueError, openai.APIResponseValidationError) as e:  # JSONDecodeError is a ValueError
+            raise Transient(f"unparseable reply ({type(e).__name__})", maybe_billed=True) from None
+        return self._completion(reply, sent, text_mode and bool(tools))
+
+    def _fetch(self, body: dict[str, Any]) -> _Reply:
+        resp = self._client.chat.completions.create(**body)
+        if isinstance(resp, str) or not getattr(resp, "choices", None):
+            raise Transient("reply without choices", maybe_billed=True)
+        choice = resp.choices[0]
+        msg = choice.message
+        calls = [
+            (tc.id or f"call_{i}", tc.function.name or "", tc.function.arguments or "")
+            for i, tc in enumerate(msg.tool_calls or [])
+            if getattr(tc, "function", None) is not None
+        ]
+        return _Reply(msg.content or "", calls, choice.finish_reason, resp.usage, resp.model or "")
+
+    def _fetch_stream(self, body: dict[str, Any]) -> _Reply:
+        reply = _Reply()
+        parts: list[str] = []
+        slots: dict[int, list[str]] = {}
+        stream = self._client.chat.completions.create(
+            **body, stream=True, stream_options={"include_usage": True}
+        )
+        for chunk in stream:
+            reply.model = chunk.model or reply.model
+            if chunk.usage is not None:
+                reply.usage = chunk.usage
+            for c in chunk.choices or []:
+                delta = c.delta
+                if delta is not None and delta.content:
+                    parts.append(delta.content)
+                for tc in (delta.tool_calls if delta is not None else None) or []:
+                    slot = slots.setdefault(tc.index, ["", "", ""])
+                    slot[0] = tc.id or slot[0]
+                    if tc.function is not None:
+                        slot[1] += tc.function.name or ""
+                        slot[2] += tc.function.arguments or ""
+                if c.finish_reason:
+                    reply.finish = c.finish_reason
+        if reply.finish is None:
+            raise Transient("the reply stream ended before the reply did", maybe_billed=True)
+        reply.text = "".join(parts)
+        reply.calls = [(s[0] or f"call_{i}", s[1], s[2]) for i, s in sorted(slots.items())]
+        return reply
+
+    def _completion(self, r: _Reply, sent: list[Message], text_calls: bool) -> Completion:
+        calls = [ToolCall(i, n, textcalls.parse_arguments(a)) for i, n, a in r.calls]
+        text = r.text
+        if text_calls:
+            text, calls = textcalls.parse_tool_calls(text)
+        finish = r.finish or "stop"
+        if calls and finish == "stop":
+            finish = "tool_calls"
+        usage = self._usage(r, sent)
+        return Completion(text, calls, usage, self.cost(usage), finish, r.model or self.model_id)
+
+    def _usage(self, r: _Reply, sent: list[Message]) -> Usage:
+        u = r.usage
+        if u is None:  # some local servers report nothing: estimate, so token limits still hold
+            if not self._warned_usage:
+                log.warning("%s: the server reported no token usage; using estimates", self.name)
+                self._warned_usage = True
+            out = r.text + "".join(n + a for _, n, a in r.calls)
+            return Usage(count_messages(sent), count_tokens(out))
+        details = getattr(u, "prompt_tokens_details", None)
+        cached = (getattr(details, "cached_tokens", None) or 0) if details is not None else 0
+        return Usage(u.prompt_tokens or 0, u.completion_tokens or 0, cached, 0)
+
+
+def _wire(m: Message) -> dict[str, Any]:
+    d: dict[str, Any] = {"role": m.role, "content": m.content}
+    if m.role == "assistant" and m.tool_calls:
+        d["content"] = m.content or None
+        d["tool_calls"] = [
+            {
+                "id": c.id,
+                "type": "function",
+                "function": {"name": c.name, "arguments": json.dumps(c.arguments)},
+            }
+            for c in m.tool_calls
+        ]
+    if m.role == "tool":
+        d["tool_call_id"] = m.tool_call_id or ""
+    return d
+
+
+def _tool(t: ToolSpec) -> dict[str, Any]:
+    return {
+        "type": "function",
+        "function": {"name": t.name, "description": t.description, "parameters": t.parameters},
+    }
+
+
+def _cause(e: BaseException) -> str:
+    cause = e.__cause__
+    return type(cause).__name__ if cause is not None else type(e).__name__

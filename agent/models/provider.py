@@ -1,0 +1,122 @@
+"""What the OpenAI and Anthropic models share: keys, prices, bounded retries, the text-tools switch."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from typing import Any
+
+from agent.models.base import Completion, Message, ModelError, Price, ToolSpec, Usage
+from agent.models.pricing import price_for
+from agent.models.retry import Backoff, Failure, with_retries
+from agent.settings import api_key as required_key
+
+log = logging.getLogger(__name__)
+PASSTHROUGH = ("top_p", "stop", "seed", "reasoning_effort", "top_k")
+NO_KEY = "not-needed"  # local servers ignore the key, the SDKs insist on one
+
+
+class ToolsRefused(Exception):
+    """The server answered a request with `tools` by saying it has no tool support."""
+
+
+def refuses_tools(status: int, message: str) -> bool:
+    # Ollama: "... does not support tools"; vLLM: "auto tool choice requires --enable-auto-tool-choice";
+    # llama.cpp: "tools param requires --jinja flag".
+    return status in (400, 404, 422, 500, 501) and "tool" in message.lower()
+
+
+class ProviderModel:
+    provider = ""
+    key_var = ""
+    base_url_var = ""
+
+    def __init__(
+        self,
+        name: str,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        timeout: float = 120,
+        max_retries: int = 3,
+        text_tools: bool | None = None,
+        price: Price | None = None,
+        *,
+        stream: bool = False,
+        backoff: Backoff | None = None,
+    ):
+        self.model_id = name
+        self.name = f"{self.provider}/{name}"
+        self.base_url = base_url or os.environ.get(self.base_url_var) or None
+        self.timeout = timeout
+        self.text_tools = text_tools  # None: native tools, switching to text when the server refuses
+        self._text_mode = bool(text_tools)
+        self.stream = stream
+        self.backoff = backoff or Backoff(max_retries=max_retries)
+        self._price = price if price is not None else price_for(self.name)
+        self._client = self._make_client(self._key(api_key))
+
+    def _make_client(self, key: str) -> Any:
+        raise NotImplementedError
+
+    def _key(self, api_key: str | None) -> str:
+        key = (api_key or os.environ.get(self.key_var, "")).strip()
+        if key:
+            return key
+        if self.base_url is None:
+            required_key(self.provider)  # raises the one clear ConfigError naming the variable
+        return NO_KEY
+
+    def __repr__(self) -> str:  # never show the client (and its key)
+        return f"{type(self).__name__}({self.model_id!r}, base_url={self.base_url!r})"
+
+    def price(self) -> Price | None:
+        return self._price
+
+    def cost(self, usage: Usage) -> float | None:
+        return self._price.cost(usage) if self._price is not None else None
+
+    def complete(
+        self,
+        messages: list[Message],
+        tools: list[ToolSpec] | None = None,
+        *,
+        max_tokens: int = 4096,
+        temperature: float | None = None,
+        on_attempt: Callable[[Failure], None] | None = None,
+        **params: Any,
+    ) -> Completion:
+        """One completion; retries are bounded and each is announced to `on_attempt` first."""
+        extra = {k: params[k] for k in PASSTHROUGH if k in params}
+
+        def run(text_mode: bool) -> Completion:
+            return with_retries(
+                lambda: self._once(messages, tools or None, text_mode, max_tokens, temperature, extra),
+                self.backoff,
+                what=self.name,
+                on_attempt=on_attempt,
+            )
+
+        try:
+            return run(self._text_mode)
+        except ToolsRefused as e:
+            if self.text_tools is False:
+                raise ModelError(f"{self.name}: the server does not support tool calls ({e})") from None
+            log.warning(
+                "%s: the server refused native tools (%s); using text tool calls from now on", self.name, e
+            )
+            self._text_mode = True
+            if on_attempt is not None:
+                on_attempt(Failure(1, "server refused native tools; retrying with text tool calls", False))
+            return run(True)
+
+    def _once(
+        self,
+        messages: list[Message],
+        tools: list[ToolSpec] | None,
+        text_mode: bool,
+        max_tokens: int,
+        temperature: float | None,
+        extra: dict[str, Any],
+    ) -> Completion:
+        raise NotImplementedError
