@@ -1,0 +1,16 @@
+.PHONY: install test lint demo bench
+
+install:
+	python -m pip install -e ".[dev]"
+
+test:
+	python -m pytest -q
+
+lint:
+	ruff check .
+
+demo:
+	treefix demo
+
+bench:
+	python -m evals.bench.engine
