@@ -115,8 +115,18 @@ class Selector:
             return False  # finish each plan's single code child before drawing another plan
         if node.kind is not NodeKind.ROOT and node.status is not NodeStatus.DONE:
             return False  # only expand nodes whose evaluation is known
-        count = len(children) + self.expanding.get(node.id, 0)
-        return count < self.params.child_cap(node)
+        in_flight = self.expanding.get(node.id, 0)
+        count = len(children) + in_flight
+        if count < self.params.child_cap(node):
+            return True
+        # The cap paces widening against deepening; it must not end the search where every child is
+        # dead (failed or closed): then this node widens anyway, up to max_children.
+        return (
+            self.params.strategy != "best-of-n"
+            and not in_flight
+            and count < self.params.max_children
+            and not any(map(self._alive, children))
+        )
 
     def _alive(self, node: Node) -> bool:
         """Does this subtree still have somewhere to expand?"""
