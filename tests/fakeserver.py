@@ -131,7 +131,7 @@ class FakeServer:
         self._stop = threading.Event()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.02,), daemon=True)
 
     # ---- lifecycle ---------------------------------------------------------------------
     @property
@@ -203,15 +203,14 @@ class FakeServer:
             self._anthropic_cache(req)
 
     def _openai_cache(self, req: Request) -> None:
-        # Automatic prefix caching: the longest prefix shared with an earlier prompt, in 128-token steps.
+        # Automatic prefix caching: the longest prefix shared with an earlier prompt.
         ids = _token_ids(_serial(req.body, upto=None))
         req.prompt_tokens = len(ids)
         with self._lock:
             best = max((_common(ids, old) for old in self._seen_tokens), default=0)
             self._seen_tokens.append(ids)
-        best = (
-            best // 128 * 128 if best >= max(self.min_cache, 1024) else (best if self.min_cache == 0 else 0)
-        )
+        if self.min_cache:  # like the real service: only long prefixes, in 128-token steps
+            best = best // 128 * 128 if best >= self.min_cache else 0
         req.cached_tokens = best
 
     def _anthropic_cache(self, req: Request) -> None:

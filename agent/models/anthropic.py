@@ -3,6 +3,8 @@
 `Message.cache=True` puts a `cache_control` breakpoint on that message's last block, so the
 static prefix (system prompt, repository overview, issue) is written once and read by every
 sibling expansion. Cache reads and writes are reported and priced separately.
+Sampling parameters (temperature, top_p, top_k) are not sent: current Claude models reject
+non-default values and the SDK no longer takes them; siblings differ by their prompts instead.
 """
 
 from __future__ import annotations
@@ -52,7 +54,6 @@ class AnthropicModel(ProviderModel):
         sent = textcalls.to_text_messages(messages, tools) if text_mode else messages
         system, wire = to_wire(sent)
         body: dict[str, Any] = {"model": self.model_id, "max_tokens": max_tokens, "messages": wire}
-        body.update({k: v for k, v in extra.items() if k in ("top_p", "top_k")})
         if "stop" in extra:
             body["stop_sequences"] = [extra["stop"]] if isinstance(extra["stop"], str) else extra["stop"]
         if system:
@@ -61,8 +62,6 @@ class AnthropicModel(ProviderModel):
             body["tools"] = [
                 {"name": t.name, "description": t.description, "input_schema": t.parameters} for t in tools
             ]
-        if temperature is not None:
-            body["temperature"] = temperature
         try:
             reply = self._fetch_stream(body) if self.stream else self._fetch(body)
         except anthropic.APITimeoutError:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +23,8 @@ from agent.models.tokens import count_messages
 from tools.tokens import count_tokens
 
 log = logging.getLogger(__name__)
-_REASONING = ("o1", "o3", "o4", "gpt-5")  # official models that reject a temperature
+_REASONING = ("o1", "o3", "o4", "gpt-5", "gpt-6")  # official models that reject a temperature
+_VERSION = re.compile(r"gpt-(\d+)(?:\.(\d+))?")
 
 
 @dataclass
@@ -54,10 +56,11 @@ class OpenAIModel(ProviderModel):
         extra: dict[str, Any],
     ) -> Completion:
         sent = textcalls.to_text_messages(messages, tools) if text_mode else messages
-        body: dict[str, Any] = {"model": self.model_id, "messages": [_wire(m) for m in sent], **extra}
+        official = self.base_url is None
+        marks = official and _explicit_cache(self.model_id)
+        body: dict[str, Any] = {"model": self.model_id, "messages": [_wire(m, marks) for m in sent], **extra}
         if tools and not text_mode:
             body["tools"] = [_tool(t) for t in tools]
-        official = self.base_url is None
         # The official API wants max_completion_tokens (reasoning models reject max_tokens);
         # compatible servers know max_tokens.
         body["max_completion_tokens" if official else "max_tokens"] = max_tokens
@@ -143,11 +146,21 @@ class OpenAIModel(ProviderModel):
             return Usage(count_messages(sent), count_tokens(out))
         details = getattr(u, "prompt_tokens_details", None)
         cached = (getattr(details, "cached_tokens", None) or 0) if details is not None else 0
-        return Usage(u.prompt_tokens or 0, u.completion_tokens or 0, cached, 0)
+        written = (getattr(details, "cache_write_tokens", None) or 0) if details is not None else 0
+        return Usage(u.prompt_tokens or 0, u.completion_tokens or 0, cached, written)
 
 
-def _wire(m: Message) -> dict[str, Any]:
+def _explicit_cache(model_id: str) -> bool:
+    """GPT-5.6 and later take explicit cache breakpoints; older models cache prefixes by themselves."""
+    m = _VERSION.match(model_id)
+    return bool(m) and (int(m.group(1)), int(m.group(2) or 0)) >= (5, 6)
+
+
+def _wire(m: Message, marks: bool = False) -> dict[str, Any]:
     d: dict[str, Any] = {"role": m.role, "content": m.content}
+    if marks and m.cache and m.content and m.role in ("system", "user"):
+        # The end of the static prefix that siblings share: cache exactly up to here.
+        d["content"] = [{"type": "text", "text": m.content, "prompt_cache_breakpoint": {"mode": "explicit"}}]
     if m.role == "assistant" and m.tool_calls:
         d["content"] = m.content or None
         d["tool_calls"] = [

@@ -12,12 +12,13 @@ import json
 import re
 import threading
 import warnings
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from agent.models.base import ConfigError, Price
+from agent.models.base import ConfigError, Price, Usage
 from agent.settings import config_dir
 
 _overrides: dict[str, Price] = {}
@@ -31,7 +32,26 @@ class UnknownPriceWarning(UserWarning):
     pass
 
 
-def _to_price(name: str, d: dict[str, Any]) -> Price:
+@dataclass(frozen=True)
+class TieredPrice(Price):
+    """A price whose rates rise for the whole call once its prompt passes `threshold` tokens."""
+
+    threshold: int = 0
+    long: Price | None = None
+
+    def _tier(self, prompt_tokens: int) -> Price:
+        return self.long if self.long is not None and prompt_tokens > self.threshold else self
+
+    def cost(self, usage: Usage) -> float:
+        tier = self._tier(usage.input_tokens)
+        return Price.cost(tier, usage)
+
+    def worst_case(self, prompt_tokens: int, max_output_tokens: int) -> float:
+        tier = self._tier(prompt_tokens)
+        return Price.worst_case(tier, prompt_tokens, max_output_tokens)
+
+
+def _rates(name: str, d: dict[str, Any]) -> Price:
     try:
         return Price(
             input=float(d["input"]),
@@ -41,6 +61,20 @@ def _to_price(name: str, d: dict[str, Any]) -> Price:
         )
     except (KeyError, TypeError, ValueError) as e:
         raise ConfigError(f"price of {name!r}: needs numeric 'input' and 'output' ({e})") from None
+
+
+def _to_price(name: str, d: dict[str, Any]) -> Price:
+    base = _rates(name, d)
+    long = d.get("long_prompt")
+    if not long:
+        return base
+    try:
+        threshold = int(long["threshold"])
+    except (KeyError, TypeError, ValueError):
+        raise ConfigError(f"price of {name!r}: long_prompt needs an integer 'threshold'") from None
+    return TieredPrice(
+        base.input, base.output, base.cached_input, base.cache_write, threshold, _rates(name, long)
+    )
 
 
 def _read(text: str, where: str) -> dict[str, dict[str, Any]]:

@@ -22,11 +22,15 @@ DEFAULT_CONTEXT = 32_000  # for unknown (often local) models: small enough to be
 def margin(model: str | None) -> float:
     """How much to over-estimate tiktoken's count for `model` to stay on the safe side."""
     name = bare_name(model or "")
-    if name.startswith("claude"):
+    if name.startswith(
+        ("claude-3", "claude-opus-4-1", "claude-opus-4-5", "claude-sonnet-4", "claude-haiku-4")
+    ):
         return 1.3  # Claude's tokenizer yields noticeably more tokens than cl100k on code
+    if name.startswith("claude"):
+        return 1.7  # Claude 4.7 and later: a newer tokenizer, about 30% more tokens again
     if name.startswith(("gpt-", "o1", "o3", "o4")):
-        return 1.05
-    return 1.2
+        return 1.1  # o200k and its successors: close to cl100k, a little slack
+    return 1.25  # local models: many tokenizers, often less efficient on code
 
 
 def tool_tokens(tools: list[ToolSpec] | None) -> int:
