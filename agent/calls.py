@@ -10,16 +10,20 @@ from agent.budget import Budget
 from agent.models.base import ChatModel, Completion, Message, ModelError, ToolSpec
 
 
-def estimate_tokens(messages: list[Message], tools: list[ToolSpec] | None = None) -> int:
-    """Prompt tokens for budgeting. Over-estimating is safe; the provider's usage is what is charged."""
-    text = "\n".join(m.content for m in messages)
+def prompt_bound(messages: list[Message], tools: list[ToolSpec] | None = None) -> int:
+    """An upper bound on the prompt tokens a provider can bill for this request.
+
+    Byte-level BPE tokenizers (OpenAI's, Anthropic's, Llama's) never make more tokens than the
+    text has UTF-8 bytes, so bytes plus per-message framing bound the count for any of them.
+    Tokenizer estimates can undercount a foreign tokenizer; the bound cannot, which is what makes
+    the limits hard. It only costs headroom at the very end of a budget.
+    """
+    size = sum(len(m.content.encode()) + 8 for m in messages)
+    for m in messages:
+        size += sum(len(json.dumps(t.arguments).encode()) + len(t.name) + 8 for t in m.tool_calls or [])
     if tools:
-        text += json.dumps([[t.name, t.description, t.parameters] for t in tools])
-    try:
-        from tools.tokens import count_tokens
-    except ImportError:  # pragma: no cover - the tokenizer module ships with the package
-        return len(text) // 3 + 4 * len(messages)
-    return count_tokens(text) + 4 * len(messages)
+        size += len(json.dumps([[t.name, t.description, t.parameters] for t in tools]).encode())
+    return size + 16
 
 
 CallListener = Callable[[str, Completion | None, str], None]
@@ -37,7 +41,7 @@ class Caller:
         self, role: str, messages: list[Message], tools: list[ToolSpec] | None = None, usage: dict[str, float] | None = None
     ) -> Completion:
         """One call for `role`; raises BudgetExceeded before spending, ModelError when the call failed."""
-        ticket = self.budget.reserve(role, estimate_tokens(messages, tools), self.max_output_tokens, self._price)
+        ticket = self.budget.reserve(role, prompt_bound(messages, tools), self.max_output_tokens, self._price)
         completion: Completion | None = None
         try:
             completion = self.model.complete(
@@ -80,4 +84,4 @@ def _usage_fields(c: Completion) -> dict[str, Any]:
     }
 
 
-__all__ = ["Caller", "ModelError", "estimate_tokens"]
+__all__ = ["Caller", "ModelError", "prompt_bound"]
