@@ -9,7 +9,7 @@ from typing import Any
 
 from agent.models.base import Completion, Message, ModelError, Price, ToolSpec, Usage
 from agent.models.pricing import price_for
-from agent.models.retry import Backoff, Failure, with_retries
+from agent.models.retry import Backoff, Failure, report, with_retries
 from agent.settings import api_key as required_key
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ class ProviderModel:
         *,
         max_tokens: int = 4096,
         temperature: float | None = None,
-        on_attempt: Callable[[Failure], None] | None = None,
+        on_attempt: Callable[[Failure], None] | Callable[[], None] | None = None,
         **params: Any,
     ) -> Completion:
         """One completion; retries are bounded and each is announced to `on_attempt` first."""
@@ -107,7 +107,10 @@ class ProviderModel:
             )
             self._text_mode = True
             if on_attempt is not None:
-                on_attempt(Failure(1, "server refused native tools; retrying with text tool calls", False))
+                report(
+                    on_attempt,
+                    Failure(1, "server refused native tools; retrying with text tool calls", False),
+                )
             return run(True)
 
     def _once(

@@ -8,6 +8,7 @@ stop the retry by raising, e.g. when the budget has no room left).
 from __future__ import annotations
 
 import email.utils
+import inspect
 import logging
 import random
 import time
@@ -15,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
-from agent.models.base import ConfigError, ModelError
+from agent.models.base import Completion, ConfigError, ModelError, Price, Usage
 from agent.settings import redact
 
 log = logging.getLogger(__name__)
@@ -82,12 +83,30 @@ def parse_retry_after(headers: Mapping[str, str] | None, now: float | None = Non
     return max(when - (time.time() if now is None else now), 0.0)
 
 
+def report(on_attempt: Callable[..., None], failure: Failure) -> None:
+    """Call `on_attempt(failure)`; a callback that takes no argument is called without it."""
+    try:
+        takes_arg = bool(inspect.signature(on_attempt).parameters)
+    except (TypeError, ValueError):  # builtins without a signature
+        takes_arg = True
+    if takes_arg:
+        on_attempt(failure)
+    else:
+        on_attempt()
+
+
+def billed_worst_case(prompt_tokens: int, max_output_tokens: int, price: Price | None) -> Completion:
+    """What to settle for a failed attempt the provider may still bill: its worst case."""
+    cost = price.worst_case(prompt_tokens, max_output_tokens) if price is not None else None
+    return Completion("", usage=Usage(prompt_tokens, max_output_tokens), cost=cost, finish_reason="error")
+
+
 def with_retries(
     fn: Callable[[], T],
     backoff: Backoff,
     *,
     what: str,
-    on_attempt: Callable[[Failure], None] | None = None,
+    on_attempt: Callable[..., None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> T:
     """Run `fn`, retrying `Transient` failures at most `backoff.max_retries` times.
@@ -111,7 +130,7 @@ def with_retries(
             wait = backoff.delay(attempt, e.retry_after)
             log.warning("%s: %s; retry %d/%d in %.1fs", what, e, attempt, backoff.max_retries, wait)
             if on_attempt is not None:
-                on_attempt(Failure(attempt, str(e), e.maybe_billed))
+                report(on_attempt, Failure(attempt, str(e), e.maybe_billed))
             sleep(wait)
 
 
