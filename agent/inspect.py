@@ -79,7 +79,10 @@ def write_html(tree: dict[str, Any], path: Path) -> None:
 
 
 def runs_table(runs_dir: Path) -> Table:
-    table = Table("run", "status", "best", "nodes", "cost", "issue")
+    table = Table()
+    for name, width in (("run", 22), ("status", 10), ("nodes", 5), ("cost", 7)):
+        table.add_column(name, no_wrap=True, min_width=width)
+    table.add_column("issue", overflow="ellipsis", no_wrap=True, min_width=10, ratio=1)
     for d in sorted(runs_dir.glob("*/"), reverse=True) if runs_dir.is_dir() else []:
         summary = json.loads((d / "summary.json").read_text()) if (d / "summary.json").is_file() else {}
         tree = load_tree(d) if (d / "run.sqlite").is_file() else {}
@@ -87,7 +90,6 @@ def runs_table(runs_dir: Path) -> Table:
         table.add_row(
             d.name,
             summary.get("exit_status", "[yellow]unfinished[/]"),
-            (summary.get("best_node") or "-")[:8],
             str(len(tree.get("nodes", []))),
             f"${summary.get('usage', {}).get('cost', 0.0):.4f}",
             (issue[0][:50] if issue else ""),

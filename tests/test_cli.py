@@ -1,0 +1,103 @@
+"""The command line on real repositories: bad input is one clear message and exit code 2."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import git, make_repo
+from scripted import BUGGY
+
+TREEFIX = [sys.executable, "-m", "agent.cli"]
+
+
+def treefix(*args, cwd=None):
+    return subprocess.run([*TREEFIX, *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+def assert_clear_error(result, words):
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert words in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_not_a_git_repository(tmp_path):
+    (tmp_path / "x.py").write_text("x = 1\n")
+    assert_clear_error(treefix("fix", str(tmp_path), "--issue", "bug"), "not a git repository")
+
+
+def test_missing_issue_text(tmp_path):
+    repo = make_repo(tmp_path / "repo", BUGGY)
+    assert_clear_error(treefix("fix", str(repo)), "--issue")
+    assert_clear_error(treefix("fix", str(repo), "--issue", "  "), "empty")
+    assert_clear_error(treefix("fix", str(repo), "--issue-file", str(tmp_path / "nope.md")), "not found")
+
+
+def test_unknown_model(tmp_path):
+    repo = make_repo(tmp_path / "repo", BUGGY)
+    assert_clear_error(treefix("fix", str(repo), "--issue", "bug", "-m", "gpt-9000"), "unknown model")
+
+
+def test_unknown_search_and_bad_run(tmp_path):
+    repo = make_repo(tmp_path / "repo", BUGGY)
+    assert_clear_error(treefix("fix", str(repo), "--issue", "bug", "--search", "dfs"), "unknown search")
+    assert_clear_error(treefix("resume", "no-such-run", cwd=repo), "no run")
+    assert_clear_error(treefix("inspect", "no-such-run", cwd=repo), "no run")
+
+
+def test_apply_refuses_a_dirty_tree_and_touches_nothing(tmp_path):
+    repo = make_repo(tmp_path / "repo", BUGGY)
+    (repo / "calc" / "ops.py").write_text("# my unsaved work\n")
+    status = git(repo, "status", "--porcelain")
+    result = treefix("fix", str(repo), "--issue", "bug", "--apply", "-m", "replay:/nonexistent.jsonl")
+    assert_clear_error(result, "uncommitted changes")
+    assert (repo / "calc" / "ops.py").read_text() == "# my unsaved work\n"
+    assert git(repo, "status", "--porcelain") == status
+    assert not (repo / ".treefix").exists()
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    where = tmp_path_factory.mktemp("demo") / "textstats"
+    result = treefix("demo", "--dir", str(where), "-m", "replay")
+    return where, result
+
+
+def test_demo_fixes_the_example_with_plan_code_and_repair(demo_run):
+    repo, result = demo_run
+    assert result.returncode == 0, result.stderr
+    run_dir = next((repo / ".treefix" / "runs").iterdir())
+    kinds = {n["kind"] for n in json.loads((run_dir / "tree.json").read_text())["nodes"]}
+    assert {"plan", "code", "repair"} <= kinds
+    patch = (run_dir / "patch.diff").read_text()
+    subprocess.run(["git", "apply"], input=patch, text=True, cwd=repo, check=True)
+    tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=repo, capture_output=True, text=True)
+    assert tests.returncode == 0, tests.stdout
+    git(repo, "checkout", "--", ".")
+
+
+def test_inspect_and_runs_show_the_tree(demo_run):
+    repo, _ = demo_run
+    run_id = next((repo / ".treefix" / "runs").iterdir()).name
+    shown = treefix("inspect", run_id, cwd=repo)
+    assert shown.returncode == 0
+    for word in ("plan", "code", "repair", "visits", "tests"):
+        assert word in shown.stdout
+    listed = treefix("runs", cwd=repo)
+    assert run_id in listed.stdout and "verified" in listed.stdout
+
+
+def test_apply_commits_the_patch_with_a_treefix_message(tmp_path):
+    from agent.demo import EXAMPLES, TEST_CMD, make_example_repo
+
+    repo = make_example_repo(tmp_path / "ex")
+    cassette = EXAMPLES / "cassettes" / "textstats.jsonl"
+    result = treefix(
+        "fix", str(repo), "--issue-file", str(repo / "ISSUE.md"), "--test-cmd", TEST_CMD,
+        "-m", f"replay:{cassette}", "--apply",
+    )
+    assert result.returncode == 0, result.stderr
+    log = git(repo, "log", "-1", "--format=%s%n%b")
+    assert log.startswith("treefix: ") and "treefix run" in log
+    assert git(repo, "status", "--porcelain").strip() == ""
+    assert "if not ws:" in (repo / "textstats" / "core.py").read_text()

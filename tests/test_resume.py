@@ -1,0 +1,72 @@
+"""Kill a real `treefix fix` process mid-search with SIGKILL, resume it, lose nothing."""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+from conftest import make_repo
+from scripted import BUGGY, PLAN, WRONG, critic
+
+TREEFIX = [sys.executable, "-m", "agent.cli"]
+
+
+def write_cassette(path, n=40):
+    def entry(role, text):
+        usage = {"input_tokens": 100, "output_tokens": 10, "cached_tokens": 0, "cache_write_tokens": 0}
+        return json.dumps({"role": role, "request": "", "completion": {"text": text, "usage": usage}})
+
+    lines = []
+    for _ in range(n):
+        lines += [entry("plan", PLAN), entry("code", WRONG), entry("repair", WRONG), entry("critic", critic(0.3))]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def node_ids(db):
+    if not db.exists():
+        return []
+    con = sqlite3.connect(db)
+    try:
+        return [r[0] for r in con.execute("SELECT id FROM nodes ORDER BY seq")]
+    except sqlite3.OperationalError:
+        return []
+    finally:
+        con.close()
+
+
+def test_sigkill_mid_search_then_resume(tmp_path):
+    repo = make_repo(tmp_path / "repo", BUGGY)
+    cassette = tmp_path / "cassette.jsonl"
+    write_cassette(cassette)
+    run_dir = tmp_path / "run"
+    cmd = [
+        *TREEFIX, "fix", str(repo), "--issue", "clamp(9, 0, 5) returns 0", "-m", f"replay:{cassette}",
+        "--test-cmd", "sleep 0.2; python -m pytest -q -p no:cacheprovider", "--max-nodes", "9", "-o", str(run_dir),
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 120
+    while len(node_ids(run_dir / "run.sqlite")) < 5 and time.time() < deadline:
+        assert proc.poll() is None, "the run ended before it could be killed"
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = node_ids(run_dir / "run.sqlite")
+    assert len(before) >= 5
+    assert not (run_dir / "summary.json").exists()
+
+    done = subprocess.run([*TREEFIX, "resume", str(run_dir)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1, done.stderr  # node limit reached without a verified fix
+    tree = json.loads((run_dir / "tree.json").read_text())
+    after = [n["id"] for n in tree["nodes"]]
+    assert after[: len(before)] == before  # every node written before the kill is still there
+    assert len(after) == 10  # root + max_nodes: the kill cost no extra node
+    root = tree["nodes"][0]
+    assert root["visits"] == 9  # each node backed up exactly once, even the one in flight at the kill
+    assert all(n["visits"] >= 1 for n in tree["nodes"][1:])
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["exit_status"] == "limit:nodes"
+    # spend from before the kill is kept: every call is in the event log
+    assert summary["usage"]["turns"] >= 2 * 9
