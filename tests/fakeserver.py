@@ -539,3 +539,75 @@ def _anthropic_stream(req: Request, reply: Reply) -> Iterator[str]:
     }
     yield _sse(end, "message_delta")
     yield _sse({"type": "message_stop"}, "message_stop")
+
+
+# ---- a brain that fixes the textstats example ------------------------------------------------
+TEXTSTATS_PLAN = """TITLE: off-by-one in top_words and no empty-text guard in average_word_length
+ROOT CAUSE: textstats/core.py: top_words() asks most_common for n - 1 items; average_word_length() divides by len(words) even when there are none.
+STRATEGY: pass n to most_common; return 0.0 when there are no words.
+REPRODUCTION: top_words("a a a b b c", 2) == ["a", "b"]; average_word_length("") == 0.0"""
+
+TEXTSTATS_EDIT = """textstats/core.py
+```
+<<<<<<< SEARCH
+    ws = words(text)
+    return sum(len(w) for w in ws) / len(ws)
+=======
+    ws = words(text)
+    if not ws:
+        return 0.0
+    return sum(len(w) for w in ws) / len(ws)
+>>>>>>> REPLACE
+```
+
+textstats/core.py
+```
+<<<<<<< SEARCH
+    return [w for w, _ in counts.most_common(n - 1)]
+=======
+    return [w for w, _ in counts.most_common(n)]
+>>>>>>> REPLACE
+```"""
+
+GUARD_EDIT, HALF_EDIT = TEXTSTATS_EDIT.split("\n\n")  # each fixes one symptom only
+
+
+def role_of(req: Request) -> str:
+    """Which treefix role sent `req`, from the wording of its last prompt (prompts/*.j2)."""
+    last = req.texts[-1] if req.texts else ""
+    for role, marker in (
+        ("critic", "Review this attempt"),
+        ("discriminator", "candidate patches pass"),
+        ("repair", "Repair the attempt"),
+        ("code", "Implement this plan"),
+        ("plan", "Propose ONE hypothesis"),
+    ):
+        if marker in last:
+            return role
+    return "other"
+
+
+def textstats_brain(partial_first: int = 0) -> Callable[[Request], Reply]:
+    """Replies that fix examples/textstats; the first `partial_first` code replies fix only half."""
+    count = {"code": 0}
+
+    def brain(req: Request) -> Reply:
+        role = role_of(req)
+        if role == "plan":
+            return Reply(text=TEXTSTATS_PLAN)
+        if role == "code":
+            count["code"] += 1
+            return Reply(text=HALF_EDIT if count["code"] <= partial_first else TEXTSTATS_EDIT)
+        if role == "repair":  # finish what the attempt shown left undone
+            return Reply(text=GUARD_EDIT if "most_common(n)" in req.texts[-1] else TEXTSTATS_EDIT)
+        if role == "critic":
+            good = "if not ws" in req.texts[-1] and "most_common(n)" in req.texts[-1]
+            value = 0.95 if good else 0.4
+            return Reply(
+                text=json.dumps(
+                    {"value": value, "rationale": "judged by the fake brain", "advice": "fix both symptoms"}
+                )
+            )
+        return Reply(text='{"choice": 1}')
+
+    return brain

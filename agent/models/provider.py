@@ -73,6 +73,10 @@ class ProviderModel:
     def price(self) -> Price | None:
         return self._price
 
+    def set_price(self, price: Price) -> None:
+        """A price from the user (`--price`), for models the table does not know or prices it gets wrong."""
+        self._price = price
+
     def cost(self, usage: Usage) -> float | None:
         return self._price.cost(usage) if self._price is not None else None
 
