@@ -8,7 +8,11 @@ from pathlib import Path
 from agent.budget import BudgetExceeded
 from agent.policies.base import SearchContext
 from agent.tree import ExecResult, Node, NodeKind
+from tools.sandbox import shorten
 from tools.testing import run_tests
+
+# What a node keeps of its test output: enough for a repair prompt, small enough for the store.
+OUTPUT_HEAD, OUTPUT_TAIL = 2_000, 6_000
 
 
 def changed_paths(diff: str) -> list[str]:
@@ -57,6 +61,6 @@ def evaluate(ctx: SearchContext, node: Node) -> ExecResult | None:
         skipped=report.skipped,
         exit_code=run.exit_code,
         timed_out=run.timed_out,
-        output=run.output,
+        output=shorten(run.output, OUTPUT_HEAD, OUTPUT_TAIL),
         tests=report.tests,
     )

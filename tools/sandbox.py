@@ -76,6 +76,13 @@ class _Capture:
         return f"{head}\n[... {self.cut} bytes cut ...]\n{tail}"
 
 
+def shorten(text: str, head: int, tail: int) -> str:
+    """`text` cut to its first `head` and last `tail` bytes, with a note of how much was cut."""
+    capture = _Capture(head, tail)
+    capture.add(text.encode())
+    return capture.text()
+
+
 def _exited(pid: int) -> bool:
     """Has the child exited? Leaves it unreaped, so its pid, the group id, cannot be reused yet."""
     try:
