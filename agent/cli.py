@@ -32,8 +32,24 @@ def fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+# flag name -> config key, for the flags that feed the RunConfig
+FLAG_KEYS = {
+    "model": "model",
+    "base_url": "base_url",
+    "search": "search",
+    "cost_limit": "limits.cost_limit",
+    "max_turns": "limits.max_turns",
+    "max_tokens": "limits.max_tokens",
+    "max_nodes": "limits.max_nodes",
+    "max_depth": "limits.max_depth",
+    "time_limit": "limits.time_limit",
+    "workers": "workers",
+}
+
+
 @app.command()
 def fix(
+    ctx: typer.Context,
     repo: Annotated[Path, typer.Argument(help="git repository to fix")] = Path("."),
     issue: Annotated[str | None, typer.Option("--issue", help="the issue text")] = None,
     issue_file: Annotated[Path | None, typer.Option("--issue-file", help="a file holding the issue text")] = None,
@@ -41,6 +57,9 @@ def fix(
     model: Model = "offline",
     base_url: BaseUrl = None,
     base: Annotated[str, typer.Option("--base", help="revision to start from")] = "HEAD",
+    config: Annotated[
+        list[str] | None, typer.Option("-c", "--config", help="YAML/JSON file or key=value (repeatable)")
+    ] = None,
     cost_limit: Annotated[float, typer.Option("-l", "--cost-limit", help="USD; 0 = no limit")] = 3.0,
     max_turns: Annotated[int, typer.Option("--max-turns", help="model calls; 0 = no limit")] = 0,
     max_tokens: Annotated[int, typer.Option("--max-tokens", help="tokens; 0 = no limit")] = 0,
@@ -57,8 +76,10 @@ def fix(
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
 ) -> None:
     """Search for a fix of ISSUE in REPO."""
-    from agent.budget import Limits
-    from agent.run import RunConfig, run_fix
+    from click.core import ParameterSource
+
+    from agent.config import build_config
+    from agent.run import run_fix
     from agent.select import STRATEGIES
     from agent.task import Task
 
@@ -70,26 +91,24 @@ def fix(
         issue = issue_file.read_text()
     if not (issue or "").strip():
         fail("the issue text is empty")
-    if search not in STRATEGIES:
-        fail(f"unknown search {search!r}: use one of {', '.join(STRATEGIES)}")
     if not repo.is_dir():
         fail(f"not a directory: {repo}")
-    config = RunConfig(
-        model=model,
-        base_url=base_url,
-        search=search,
-        limits=Limits(
-            cost_limit=cost_limit, max_turns=max_turns, max_tokens=max_tokens, time_limit=time_limit,
-            max_nodes=max_nodes, max_depth=max_depth,
-        ),
-        workers=workers,
-        record=str(record) if record else None,
-        price=_parse_price(price),
-    )
+    typed = {
+        key: ctx.params[name]
+        for name, key in FLAG_KEYS.items()
+        if ctx.get_parameter_source(name) is not ParameterSource.DEFAULT
+    }
+    if record:
+        typed["record"] = str(record)
+    if price:
+        typed["price"] = _parse_price(price)
+    run_config = _guarded(lambda: build_config(config or [], typed))
+    if run_config.search not in STRATEGIES:
+        fail(f"unknown search {run_config.search!r}: use one of {', '.join(STRATEGIES)}")
     task = Task(repo=repo.resolve(), problem_statement=issue or "", base=base, test_cmd=test_cmd, test_timeout=test_timeout)
     if apply:
         _refuse_dirty(task.repo)
-    outcome = _guarded(lambda: run_fix(task, config, output.resolve() if output else None, on_event=_progress()))
+    outcome = _guarded(lambda: run_fix(task, run_config, output.resolve() if output else None, on_event=_progress()))
     _report(outcome, as_json)
     if apply and outcome.patch:
         from tools.workspace import Workspace
