@@ -101,6 +101,7 @@ def base_url(provider: str, settings: Settings | None = None) -> str | None:
 # ---- secrets ------------------------------------------------------------------------------
 _SECRET_NAME = re.compile(r"(API_KEY|TOKEN|SECRET|PASSWORD)$", re.I)
 _SECRET_SHAPE = re.compile(r"\b(sk-[A-Za-z0-9_\-]{16,}|sk-ant-[A-Za-z0-9_\-]{16,})")
+_URL_USERINFO = re.compile(r"(://)[^/@\s]+@")  # http://user:password@host
 
 
 def secret_values() -> list[str]:
@@ -116,4 +117,5 @@ def redact(text: str) -> str:
     """
     for v in secret_values():
         text = text.replace(v, "***")
+    text = _URL_USERINFO.sub(r"\1***@", text)
     return _SECRET_SHAPE.sub("***", text)

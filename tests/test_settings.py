@@ -70,3 +70,6 @@ def test_redact(monkeypatch):
     out = settings.redact(text)
     assert "not-shaped" not in out and "abcdefghij" not in out and "ABCDEFGHIJ" not in out
     assert out.count("***") == 3
+    assert settings.redact("connection to http://me:hunter2@proxy:8080/v1 failed") == (
+        "connection to http://***@proxy:8080/v1 failed"
+    )

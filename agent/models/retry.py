@@ -118,7 +118,8 @@ def with_retries(
     while True:
         try:
             return fn()
-        except Transient as e:
+        except Transient as raw:
+            e = Transient(redact(str(raw)), raw.retry_after, raw.maybe_billed)  # messages may quote URLs
             attempt += 1
             if attempt > backoff.max_retries:
                 raise ModelError(f"{what}: {e} (gave up after {backoff.max_retries} retries)") from None
