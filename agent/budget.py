@@ -58,6 +58,7 @@ class Spent:
             ("input_tokens", usage.input_tokens),
             ("output_tokens", usage.output_tokens),
             ("cached_tokens", usage.cached_tokens),
+            ("cache_write_tokens", usage.cache_write_tokens),
         ):
             r[k] = r.get(k, 0) + v
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from agent.budget import Budget
 from agent.models.base import ChatModel, Completion, Message, ModelError, ToolSpec
+from agent.models.retry import Failure, billed_worst_case
 
 
 def prompt_bound(messages: list[Message], tools: list[ToolSpec] | None = None) -> int:
@@ -41,11 +42,12 @@ class Caller:
         self, role: str, messages: list[Message], tools: list[ToolSpec] | None = None, usage: dict[str, float] | None = None
     ) -> Completion:
         """One call for `role`; raises BudgetExceeded before spending, ModelError when the call failed."""
-        ticket = self.budget.reserve(role, prompt_bound(messages, tools), self.max_output_tokens, self._price)
+        bound = prompt_bound(messages, tools)
+        ticket = self.budget.reserve(role, bound, self.max_output_tokens, self._price)
         completion: Completion | None = None
         try:
             completion = self.model.complete(
-                messages, tools, max_tokens=self.max_output_tokens, role=role, on_attempt=self._charge_retry(role)
+                messages, tools, max_tokens=self.max_output_tokens, role=role, on_attempt=self._charge_retry(role, bound)
             )
             if completion.cost is None and self._price is not None:
                 completion.cost = self._price.cost(completion.usage)
@@ -63,13 +65,19 @@ class Caller:
                     for k, v in _usage_fields(completion).items():
                         usage[k] = usage.get(k, 0) + v
 
-    def _charge_retry(self, role: str) -> Callable[[], None]:
-        """Each retry is a turn of its own: reserve and settle it, so retries can never run past a limit."""
+    def _charge_retry(self, role: str, bound: int) -> Callable[[Failure], None]:
+        """Each retry is a turn of its own, reserved before it is made, so retries can never run
+        past a limit. An attempt the provider may have billed (timeout, dropped or garbled reply)
+        is charged at its worst case; a refused one (429/5xx) costs a turn only."""
 
-        def charge() -> None:
-            self.budget.reserve(role, 0, 0, self._price).settle(None)
+        def charge(failure: Failure) -> None:
+            if failure.maybe_billed:
+                ticket = self.budget.reserve(role, bound, self.max_output_tokens, self._price)
+                ticket.settle(billed_worst_case(bound, self.max_output_tokens, self._price))
+            else:
+                self.budget.reserve(role, 0, 0, self._price).settle(None)
             if self.on_call:
-                self.on_call(role, None, "retry")
+                self.on_call(role, None, f"retry: {failure.reason}")
 
         return charge
 
@@ -79,6 +87,7 @@ def _usage_fields(c: Completion) -> dict[str, Any]:
         "input_tokens": c.usage.input_tokens,
         "output_tokens": c.usage.output_tokens,
         "cached_tokens": c.usage.cached_tokens,
+        "cache_write_tokens": c.usage.cache_write_tokens,
         "cost": c.cost or 0.0,
         "calls": 1,
     }

@@ -69,7 +69,9 @@ def fix(
     test_timeout: Annotated[float, typer.Option("--test-timeout", help="seconds per test run")] = 300.0,
     workers: Annotated[int, typer.Option("-w", "--workers", help="parallel expansions in the tree")] = 1,
     search: Search = "mcts",
-    price: Annotated[str | None, typer.Option("--price", help="IN,OUT USD per 1M tokens for unpriced models")] = None,
+    price: Annotated[
+        str | None, typer.Option("--price", help="IN,OUT[,CACHED[,CACHE_WRITE]] USD per 1M tokens")
+    ] = None,
     record: Annotated[Path | None, typer.Option("--record", help="write the model's replies to a cassette")] = None,
     apply: Annotated[bool, typer.Option("--apply", help="apply the best patch and commit it")] = False,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="run directory")] = None,
@@ -101,7 +103,10 @@ def fix(
     if record:
         typed["record"] = str(record)
     if price:
-        typed["price"] = _parse_price(price)
+        from agent.models.pricing import parse_price
+
+        _guarded(lambda: parse_price(price))  # a malformed price is bad input before anything runs
+        typed["price"] = price
     run_config = _guarded(lambda: build_config(config or [], typed))
     if run_config.search not in STRATEGIES:
         fail(f"unknown search {run_config.search!r}: use one of {', '.join(STRATEGIES)}")
@@ -201,16 +206,6 @@ def _refuse_dirty(repo: Path) -> None:
             fail("working tree has uncommitted changes; commit or stash them before --apply")
     finally:
         ws.close()
-
-
-def _parse_price(text: str | None) -> tuple[float, float] | None:
-    if not text:
-        return None
-    try:
-        a, b = (float(x) for x in text.split(","))
-    except ValueError:
-        fail(f"--price takes IN,OUT in USD per 1M tokens, not {text!r}")
-    return a, b
 
 
 def _commit_message(issue: str, outcome) -> str:  # type: ignore[no-untyped-def]

@@ -7,6 +7,7 @@ line. Unknown keys are an error that names the known ones.
 
 from __future__ import annotations
 
+import os
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -77,12 +78,14 @@ def build_config(sources: list[str], flags: dict[str, Any], use_settings: bool =
     """`flags` holds only what the user typed, as config keys (e.g. {"limits.cost_limit": 1.5})."""
     data = RunConfig().to_dict()
     if use_settings:
-        from agent.settings import load_settings
+        from agent.settings import BASE_URL_VARS, load_settings
 
         settings = load_settings()
-        for key, value in {"model": settings.model, "base_url": settings.base_url}.items():
-            if value is not None:
-                _set(data, key, value)
+        if settings.model:
+            _set(data, "model", settings.model)
+        # OPENAI_BASE_URL / ANTHROPIC_BASE_URL in the environment beat the file; the models read them
+        if settings.base_url and not any(os.environ.get(v) for v in BASE_URL_VARS.values()):
+            _set(data, "base_url", settings.base_url)
         for key, value in settings.limits.items():
             _set(data, f"limits.{key}", value)
     for source in sources:

@@ -9,6 +9,7 @@ from typing import Protocol
 
 from agent.models.base import Message
 from agent.policies.base import SearchContext
+from agent.policies.llm import shared_prefix
 from agent.tree import Judgement, Node, NodeKind
 from prompts import render
 
@@ -34,8 +35,7 @@ class LLMCritic:
         assert ctx.caller is not None
         plan = node.content if node.kind is NodeKind.PLAN else _plan_of(ctx, node)
         prompt = render("critic", kind=node.kind.value, plan=plan, diff=node.diff[:MAX_DIFF_CHARS], exec=node.exec)
-        messages = [Message("system", render("system")), Message("user", prompt)]
-        reply = ctx.caller("critic", messages, usage=node.usage).text
+        reply = ctx.caller("critic", shared_prefix(ctx) + [Message("user", prompt)], usage=node.usage).text
         return parse_judgement(reply)
 
 

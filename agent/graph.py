@@ -27,6 +27,9 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
+MAX_FAILURES_IN_A_ROW = 3
+
+
 class SearchState(TypedDict, total=False):
     iteration: int
     batch: list[str]
@@ -51,6 +54,7 @@ class SearchEngine:
         self.selector = Selector(ctx.store, ctx.params)
         self.on_event = on_event or (lambda kind, data: None)
         self._pool = ThreadPoolExecutor(self.workers) if self.workers > 1 else None
+        self.failures_in_a_row = 0  # expansions whose model call failed, since the last success
 
     # ---- graph --------------------------------------------------------------------------
     def build(self, checkpointer: Any = None) -> Any:
@@ -110,6 +114,9 @@ class SearchEngine:
             return child.id
 
         children = [c for c in self._map(one, list(enumerate(state["batch"]))) if c]
+        for c in children:
+            failed = self.ctx.store.get(c).status is NodeStatus.FAILED
+            self.failures_in_a_row = self.failures_in_a_row + 1 if failed else 0
         out: SearchState = {"batch": children}
         if limits and not children:
             out["status"] = f"limit:{limits[0]}"
@@ -166,6 +173,8 @@ class SearchEngine:
             return {"status": "verified"}
         if limit := self.ctx.budget.exhausted():
             return {"status": f"limit:{limit}"}
+        if self.failures_in_a_row >= MAX_FAILURES_IN_A_ROW:
+            return {"status": "model_error"}  # the model keeps failing after its own retries: stop paying
         return {}
 
     def close(self) -> None:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent.budget import Budget, BudgetExceeded
 from agent.models.base import Message, ModelError
+from agent.policies.llm import shared_prefix
 from agent.store import RunStore
 from agent.task import Task
 from agent.tree import Node, NodeKind
@@ -61,7 +62,7 @@ def _discriminate(ctx: SearchContext, nodes: list[Node]) -> Node | None:
     assert ctx.caller is not None
     prompt = render("discriminator", candidates=[n.diff for n in nodes])
     try:
-        reply = ctx.caller("discriminator", [Message("system", render("system")), Message("user", prompt)]).text
+        reply = ctx.caller("discriminator", shared_prefix(ctx) + [Message("user", prompt)]).text
     except (ModelError, BudgetExceeded):
         return None
     m = re.search(r"\d+", reply)

@@ -43,7 +43,7 @@ class RunConfig:
     critic_weight: float = 0.3
     stop_on_verified: bool = True
     record: str | None = None  # cassette path to record the model's completions to
-    price: tuple[float, float] | None = None  # USD per 1M input, output tokens: for unpriced models
+    price: str | None = None  # "IN,OUT[,CACHED[,CACHE_WRITE]]" USD per 1M tokens, for unpriced models
     label: str = ""  # extra words for model_name_or_path in batch outputs (e.g. visible tests)
 
     def params(self) -> SearchParams:
@@ -63,8 +63,6 @@ class RunConfig:
     def from_dict(cls, d: dict[str, Any]) -> RunConfig:
         d = dict(d)
         d["limits"] = Limits(**d.get("limits", {}))
-        if d.get("price"):
-            d["price"] = tuple(d["price"])
         return cls(**d)
 
 
@@ -121,7 +119,7 @@ def spent_from_store(store: RunStore) -> Spent:
     """What a run has spent, rebuilt from its event log: a resumed run keeps every cent it paid."""
     spent = Spent(elapsed=store.get_meta("elapsed", 0.0))
     for e in store.events("call"):
-        usage = Usage(e["input_tokens"], e["output_tokens"], e["cached_tokens"])
+        usage = Usage(e["input_tokens"], e["output_tokens"], e["cached_tokens"], e.get("cache_write_tokens", 0))
         spent.add_call(e["role"], usage, e["cost"])
     spent.nodes = sum(1 for n in store.nodes() if n.parent is not None)
     spent.test_runs = len(store.events("test"))
@@ -192,9 +190,9 @@ def _search(
 def _agents(
     config: RunConfig, budget: Budget, store: RunStore, emit: EventSink
 ) -> tuple[Policy, Critic, Caller | None]:
-    from agent.models.base import Price
+    from agent.models.pricing import parse_price
 
-    price_override = Price(*config.price) if config.price else None
+    price_override = parse_price(config.price) if config.price else None
     model = load_model(config.model, base_url=config.base_url, record=Path(config.record) if config.record else None)
     if model is None:
         try:
@@ -211,7 +209,7 @@ def _agents(
         cost = (completion.cost or 0.0) if completion else 0.0
         store.event(
             "call", role=role, input_tokens=u.input_tokens, output_tokens=u.output_tokens,
-            cached_tokens=u.cached_tokens, cost=cost, error=error,
+            cached_tokens=u.cached_tokens, cache_write_tokens=u.cache_write_tokens, cost=cost, error=error,
         )
         emit("call", {"role": role, "cost": cost, "total_cost": budget.spent.cost, "turns": budget.spent.turns})
 

@@ -140,3 +140,9 @@ def test_parallel_workers_share_one_tree(tmp_path, monkeypatch):
     assert root["visits"] == 10  # every node backed up exactly once
     assert all(n["kind"] != NodeKind.ROOT.value for n in nodes[1:])
     assert outcome.exit_status == "limit:nodes"
+
+
+def test_a_model_that_keeps_failing_ends_the_run(tmp_path, monkeypatch):
+    outcome, model = run_with(tmp_path, lambda role, m: ModelError("server down"), monkeypatch, max_nodes=20)
+    assert outcome.exit_status == "model_error" and outcome.exit_code == 1
+    assert len(model.calls) == 3

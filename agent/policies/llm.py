@@ -15,14 +15,9 @@ PATH_RE = re.compile(r"[\w./-]+\.\w+")
 class LLMPolicy:
     name = "llm"
 
-    def _messages(self, ctx: SearchContext, prompt: str) -> list[Message]:
-        """System prompt and shared context first, byte-identical across siblings, so they cache."""
-        prefix = render("context", overview=ctx.overview, issue=ctx.task.problem_statement, test_cmd=ctx.task.test_cmd)
-        return [Message("system", render("system")), Message("user", prefix, cache=True), Message("user", prompt)]
-
     def _ask(self, ctx: SearchContext, role: str, prompt: str, usage: dict[str, float]) -> str:
         assert ctx.caller is not None, "LLMPolicy needs a model"
-        return ctx.caller(role, self._messages(ctx, prompt), usage=usage).text
+        return ctx.caller(role, shared_prefix(ctx) + [Message("user", prompt)], usage=usage).text
 
     def plan(self, ctx: SearchContext, root: Node) -> Candidate:
         usage: dict[str, float] = {}
@@ -54,6 +49,13 @@ class LLMPolicy:
         )
         text = self._ask(ctx, "repair", prompt, usage)
         return Candidate(title=_edit_title(text), content=text, edits=text, usage=usage)
+
+
+def shared_prefix(ctx: SearchContext) -> list[Message]:
+    """System prompt and task context, byte-identical for every call of a run (every role), so
+    providers cache it: Anthropic at the marked message, OpenAI by its automatic prefix caching."""
+    context = render("context", overview=ctx.overview, issue=ctx.task.problem_statement, test_cmd=ctx.task.test_cmd)
+    return [Message("system", render("system")), Message("user", context, cache=True)]
 
 
 def _title(text: str) -> str:
