@@ -120,6 +120,10 @@ class Budget:
     def elapsed(self) -> float:
         return self.spent.elapsed + (self._clock() - self._started)
 
+    def time_left(self) -> float:
+        """Seconds until the time limit (infinite without one): the most a test run may take."""
+        return max(self.limits.time_limit - self.elapsed(), 0.0) if self.limits.time_limit else float("inf")
+
     def _check_time(self) -> None:
         if self.limits.time_limit and self.elapsed() >= self.limits.time_limit:
             raise BudgetExceeded("time", f"{self.elapsed():.1f}s of {self.limits.time_limit:.0f}s")

@@ -52,7 +52,8 @@ def evaluate(ctx: SearchContext, node: Node) -> ExecResult | None:
             ctx.budget.charge_test_run()
         except BudgetExceeded as e:
             return ExecResult(message=f"not tested: {e}")
-        run, report = run_tests(ctx.sandbox, ctx.task.test_cmd, wt, ctx.task.test_timeout, ctx.task.env or None)
+        timeout = min(ctx.task.test_timeout, ctx.budget.time_left())  # a test run cannot outlast the budget
+        run, report = run_tests(ctx.sandbox, ctx.task.test_cmd, wt, timeout, ctx.task.env or None)
     ctx.store.event("test", node=node.id, passed=report.passed, failed=report.failed, exit=run.exit_code)
     return ExecResult(
         passed=report.passed,
