@@ -163,7 +163,7 @@ def pristine_source(source: Source, cache_dir: Path) -> Path:
     dest = Path(cache_dir) / "sources" / slug
     if (dest / ".treefix-extracted").exists():
         return dest / "tree"
-    with _locked(dest.with_suffix(".lock")):
+    with _locked(_sibling(dest, ".lock")):
         if not (dest / ".treefix-extracted").exists():
             archive = archive or download_sdist(source.pypi or "", cache_dir)
             shutil.rmtree(dest, ignore_errors=True)
@@ -178,7 +178,7 @@ def download_sdist(spec: str, cache_dir: Path) -> Path:
     if found := _archives(d):
         return found[0]
     d.mkdir(parents=True, exist_ok=True)
-    with _locked(d.with_suffix(".lock")):
+    with _locked(_sibling(d, ".lock")):
         if not (found := _archives(d)):
             cmd = [
                 sys.executable,
@@ -215,12 +215,12 @@ def ensure_venv(
     root = root.with_name(f"{root.name}-{hashlib.sha256(key.encode()).hexdigest()[:10]}")
     if (venv := _ready(root)) is not None:
         return venv
-    with _locked(root.with_suffix(".lock")):
+    with _locked(_sibling(root, ".lock")):
         if (venv := _ready(root)) is not None:  # another process built it while we waited
             return venv
         shutil.rmtree(root, ignore_errors=True)
         root.mkdir(parents=True)
-        log = root.with_suffix(".log")
+        log = _sibling(root, ".log")
         try:
             src = root / "src"
             if instance.source is not None:
@@ -317,6 +317,10 @@ def _write_excludes(repo: Path) -> None:
     info.mkdir(parents=True, exist_ok=True)
     with (info / "exclude").open("a") as fh:
         fh.write(_EXCLUDES)
+
+
+def _sibling(p: Path, suffix: str) -> Path:
+    return p.with_name(p.name + suffix)  # not with_suffix: "pkg_1.2.0" would lose its ".0"
 
 
 def _slug(s: str) -> str:
