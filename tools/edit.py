@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from tools.edit_match import closest, find_spans, numbered, replacement, split_elided
+from tools.paths import PathError, resolve_inside
 from tools.treesitter import syntax_problem
 
 
@@ -199,22 +200,13 @@ def apply_blocks(root: Path, blocks: list[EditBlock], syntax_check: bool = True)
 
 
 def _resolve(root: Path, raw: str) -> tuple[str, Path]:
-    text = raw.strip().replace("\\", "/")
-    if not text:
-        raise _Refused("no file path")
-    rel = PurePosixPath(text)
-    if rel.is_absolute() or re.match(r"^[A-Za-z]:", text):
-        raise _Refused("absolute path: use a path relative to the repository root")
-    if ".." in rel.parts:
-        raise _Refused("path outside the repository ('..')")
-    if rel.parts and rel.parts[0] == ".git":
-        raise _Refused("path inside .git")
-    resolved = (root / rel).resolve()
-    if resolved != root and not resolved.is_relative_to(root):
-        raise _Refused("path outside the repository (a symlink leads out)")
-    if resolved.is_dir():
+    try:
+        rel, path = resolve_inside(root, raw)
+    except PathError as exc:
+        raise _Refused(str(exc)) from None
+    if path.is_dir():
         raise _Refused("path is a directory")
-    return resolved.relative_to(root).as_posix(), resolved
+    return rel, path
 
 
 def _load(rel: str, path: Path) -> _File:
