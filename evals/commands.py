@@ -1,0 +1,126 @@
+"""`treefix swebench eval` without the CLI framework: the CLI owner wires these into typer."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from evals.dataset import Instance, load_dataset
+from evals.harness import EMPTY, ERROR, RESOLVED, HarnessError, InstanceResult, evaluate
+
+console = Console(highlight=False)
+_STYLE = {RESOLVED: "green", "unresolved": "yellow", EMPTY: "dim", ERROR: "red"}
+
+
+class PredictionsError(ValueError):
+    pass
+
+
+def default_cache_dir() -> Path:
+    if env := os.environ.get("TREEFIX_CACHE_DIR"):
+        return Path(env)
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("treefix"))
+
+
+def load_predictions(spec: str, instances: list[Instance]) -> dict[str, str]:
+    """A predictions file (preds.json, all_preds.jsonl, or a JSON list), or `gold` / `empty`."""
+    if spec == "gold":
+        return {i.instance_id: i.patch for i in instances}
+    if spec == "empty":
+        return {i.instance_id: "" for i in instances}
+    path = Path(spec)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise PredictionsError(f"cannot read predictions {path}: {e.strerror or e}") from None
+    try:
+        if path.suffix == ".jsonl":
+            records = [json.loads(line) for line in text.splitlines() if line.strip()]
+        else:
+            data = json.loads(text)
+            records = list(data.values()) if isinstance(data, dict) else data
+    except json.JSONDecodeError as e:
+        raise PredictionsError(f"{path}: invalid JSON at line {e.lineno}: {e.msg}") from None
+    preds: dict[str, str] = {}
+    for n, rec in enumerate(records, 1):
+        if not isinstance(rec, dict) or not isinstance(rec.get("instance_id"), str):
+            raise PredictionsError(f"{path}: record {n} has no instance_id")
+        patch = rec.get("model_patch")
+        if patch is not None and not isinstance(patch, str):
+            raise PredictionsError(f"{path}: {rec['instance_id']}: model_patch must be a string")
+        preds[rec["instance_id"]] = patch or ""
+    return preds
+
+
+def eval_command(
+    dataset: Path,
+    predictions: str,
+    repos_dir: Path | None,
+    output: Path,
+    instance_ids: list[str],
+    workers: int,
+    run_id: str | None,
+    docker: bool = False,
+    cache_dir: Path | None = None,
+) -> int:
+    """Evaluate predictions; 0 when every instance was graded (and, for `gold`/`empty`, the dataset
+    validated), 1 when some were not, 2 for bad input."""
+    instances, problems = load_dataset(dataset)
+    for problem in problems:
+        console.print(f"[yellow]skipped[/] {dataset}: {problem}")
+    if not instances:
+        console.print(f"[red]error:[/] no usable instances in {dataset}")
+        return 2
+    if instance_ids:
+        unknown = sorted(set(instance_ids) - {i.instance_id for i in instances})
+        if unknown:
+            console.print(f"[red]error:[/] unknown instance id(s): {', '.join(unknown)}")
+            return 2
+        instances = [i for i in instances if i.instance_id in set(instance_ids)]
+    try:
+        preds = load_predictions(predictions, instances)
+    except PredictionsError as e:
+        console.print(f"[red]error:[/] {e}")
+        return 2
+    missing = [i.instance_id for i in instances if i.instance_id not in preds]
+    if missing:
+        console.print(f"[dim]{len(missing)} instance(s) have no prediction and are not evaluated[/]")
+
+    start = time.monotonic()
+
+    def progress(r: InstanceResult) -> None:
+        note = f" - {r.error.splitlines()[0]}" if r.error else ""
+        console.print(
+            f"[{_STYLE.get(r.status, '')}]{r.status:>11}[/] {r.instance_id} ({r.duration:.1f}s){note}"
+        )
+
+    try:
+        report = evaluate(instances, preds, output, cache_dir or default_cache_dir(), repos_dir,
+                          workers, run_id, on_result=progress, docker=docker)  # fmt: skip
+    except HarnessError as e:
+        console.print(f"[red]error:[/] {e}")
+        return 2
+    summary = report.to_json()
+    table = Table(title=f"run {report.run_id}", show_header=False)
+    for key in ("total_instances", "submitted_instances", "completed_instances", "resolved_instances",
+                "unresolved_instances", "empty_patch_instances", "error_instances"):  # fmt: skip
+        table.add_row(key.replace("_", " "), str(summary[key]))
+    table.add_row("wall time", f"{time.monotonic() - start:.1f}s")
+    console.print(table)
+    console.print(f"report: {report.run_dir / 'report.json'}")
+    if summary["error_instances"]:
+        return 1
+    if predictions == "gold" and summary["resolved_instances"] != summary["submitted_instances"]:
+        console.print("[red]dataset check failed:[/] some gold patches do not resolve their instance")
+        return 1
+    if predictions == "empty" and summary["resolved_instances"]:
+        console.print("[red]dataset check failed:[/] the empty patch resolves some instances")
+        return 1
+    return 0
