@@ -1,0 +1,354 @@
+"""`treefix swebench run`: solve a dataset's instances in parallel and write SWE-bench predictions.
+
+The parent process selects instances, builds each worker's `WorkItem` from the instance's agent
+view, hands items to an executor as slots free up, shows progress, and writes every output file.
+Re-running the same command skips finished instances and retries errored ones.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import shlex
+import shutil
+import signal
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from rich.console import Console
+
+from agent.budget import Limits
+from agent.models.base import ConfigError
+from agent.run import RunConfig
+from evals.dataset import Instance, load_dataset
+from evals.executors import Done, Event, Executor, make_executor
+from evals.harness import DEFAULT_TEST_CMD
+from evals.outputs import BatchOutputs, instance_dir, model_name_or_path
+from evals.worker import EnvSpec, VisibleTests, WorkItem
+
+VISIBLE_LABEL = "visible-tests"
+SHUFFLE_SEED = 42  # the order SWE-agent and mini-swe-agent users get from --shuffle
+
+
+@dataclass
+class BatchOptions:
+    dataset: Path
+    output: Path
+    repos_dir: Path | None = None
+    cache_dir: Path | None = None
+    instance_ids: list[str] = field(default_factory=list)
+    slice: str | None = None
+    filter: str | None = None
+    shuffle: bool = False
+    workers: int = 1
+    executor: str = "local"
+    address: str | None = None
+    model: str = "offline"
+    base_url: str | None = None
+    cost_limit: float = 3.0
+    global_cost_limit: float = 0.0
+    max_nodes: int = 30
+    search: str = "mcts"
+    visible_tests: bool = False
+    redo_existing: bool = False
+
+    def run_config(self) -> RunConfig:
+        limits = Limits(cost_limit=self.cost_limit, max_nodes=self.max_nodes)
+        return RunConfig(
+            model=self.model, base_url=self.base_url, search=self.search, limits=limits,
+            label=VISIBLE_LABEL if self.visible_tests else "",
+        )  # fmt: skip
+
+    @property
+    def model_name(self) -> str:
+        return model_name_or_path(self.model, VISIBLE_LABEL if self.visible_tests else "")
+
+
+@dataclass
+class BatchResult:
+    selected: int
+    skipped: int  # finished by an earlier run of the same command
+    ran: int
+    interrupted: bool
+    tallies: dict[str, int]
+    total_cost: float
+
+
+def select_instances(
+    instances: list[Instance], ids: list[str], slice_: str | None, filter_: str | None, shuffle: bool
+) -> list[Instance]:
+    """Like SWE-agent and mini-swe-agent: shuffle (fixed seed), then filter (regex match), then slice."""
+    if ids:
+        known = {i.instance_id for i in instances}
+        if missing := [i for i in ids if i not in known]:
+            raise ConfigError(f"unknown instance id(s): {', '.join(missing[:10])}")
+        instances = [i for i in instances if i.instance_id in set(ids)]
+    if shuffle:
+        instances = instances[:]
+        random.Random(SHUFFLE_SEED).shuffle(instances)
+    if filter_:
+        try:
+            pattern = re.compile(filter_)
+        except re.error as e:
+            raise ConfigError(f"--filter is not a regular expression: {e}") from None
+        instances = [i for i in instances if pattern.match(i.instance_id)]
+    if slice_:
+        instances = instances[parse_slice(slice_)]
+    return instances
+
+
+def parse_slice(text: str) -> slice:
+    parts = text.split(":")
+    try:
+        if len(parts) not in (2, 3):
+            raise ValueError
+        return slice(*(int(p) if p.strip() else None for p in parts))
+    except ValueError:
+        raise ConfigError(f"--slice takes A:B (like Python's list slicing), not {text!r}") from None
+
+
+def build_item(inst: Instance, opts: BatchOptions, config: RunConfig) -> WorkItem:
+    """The only thing a worker receives. Built from the agent view and an allow-listed EnvSpec."""
+    view = inst.agent_view()
+    # The instance's test command on the repo as it is: the repo's own tests, never the hidden ones.
+    view = replace(view, test_cmd=view.test_cmd or inst.test_cmd or DEFAULT_TEST_CMD)
+    visible = VisibleTests(inst.test_patch, list(inst.FAIL_TO_PASS)) if opts.visible_tests else None
+    cfg = config.to_dict()
+    if (cassettes := _replay_dir(opts.model)) is not None:
+        cfg["model"] = f"replay:{cassettes / (inst.instance_id + '.jsonl')}"
+    out = opts.output.resolve()
+    return WorkItem(
+        task=view,
+        env=EnvSpec.of(inst),
+        config=cfg,
+        run_dir=str(instance_dir(out, inst.instance_id) / "run"),
+        cache_dir=str(cache_dir(opts)),
+        repos_dir=str(opts.repos_dir.resolve()) if opts.repos_dir else None,
+        ledger=str(out / "ledger.sqlite") if opts.global_cost_limit else None,
+        global_cost_limit=opts.global_cost_limit,
+        visible=visible,
+    )
+
+
+def cache_dir(opts: BatchOptions) -> Path:
+    if opts.cache_dir:
+        return opts.cache_dir.resolve()
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("treefix")) / "evals"
+
+
+def _replay_dir(model: str) -> Path | None:
+    """`-m replay:DIR` plays `DIR/<instance_id>.jsonl` for each instance."""
+    if model.startswith("replay:") and (p := Path(model.removeprefix("replay:")).expanduser()).is_dir():
+        return p.resolve()
+    return None
+
+
+def preflight(opts: BatchOptions, config: RunConfig) -> None:
+    """Fail before any instance starts on what would fail them all: bad model, unenforceable limits."""
+    from agent.budget import Budget
+    from agent.models.registry import load_model
+    from agent.select import STRATEGIES
+
+    if opts.search not in STRATEGIES:
+        raise ConfigError(f"unknown search {opts.search!r}: use one of {', '.join(STRATEGIES)}")
+    if opts.workers < 1:
+        raise ConfigError("-w/--workers must be at least 1")
+    if opts.model == "offline":
+        try:
+            import agent.policies.offline  # noqa: F401
+        except ImportError:
+            raise ConfigError(
+                "the offline policy is not available in this build; pick a model with -m"
+            ) from None
+        return
+    if _replay_dir(opts.model) is not None:
+        return
+    model = load_model(opts.model, base_url=opts.base_url)
+    assert model is not None
+    Budget(config.limits).require_enforceable(model.price(), model.name)
+
+
+def run_batch(opts: BatchOptions, console: Console | None = None) -> BatchResult:
+    console = console or Console(stderr=True)
+    instances, problems = load_dataset(opts.dataset)
+    for p in problems:
+        console.print(f"[yellow]skipped[/] {p}")
+    if not instances:
+        raise ConfigError(f"no valid instances in {opts.dataset}")
+    selected = select_instances(instances, opts.instance_ids, opts.slice, opts.filter, opts.shuffle)
+    if not selected:
+        raise ConfigError("the selection (-i/--slice/--filter) matches no instance")
+    config = opts.run_config()
+    preflight(opts, config)
+    out = opts.output.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    state = BatchOutputs.load(out)
+    todo = [i for i in selected if opts.redo_existing or not state.finished(i.instance_id)]
+    skipped = len(selected) - len(todo)
+    if skipped:
+        console.print(
+            f"{skipped} instance(s) already finished in {out}: skipped (--redo-existing redoes them)"
+        )
+    if opts.visible_tests:
+        console.print(
+            "[yellow]visible tests[/]: the agent sees each instance's FAIL_TO_PASS tests (not a standard setting)"
+        )
+    items = deque(build_item(i, opts, config) for i in todo)
+    executor = make_executor(opts.executor, opts.workers, opts.address) if items else None
+    loop = _Loop(opts, state, console, executor, items, len(selected), skipped, selected)
+    try:
+        loop.run()
+    finally:
+        if executor is not None:
+            executor.close()
+    _print_end(console, opts, out, state, selected, loop.interrupted)
+    tallies: dict[str, int] = {}
+    for i in selected:
+        if (s := state.statuses.get(i.instance_id)) is not None:
+            tallies[s] = tallies.get(s, 0) + 1
+    return BatchResult(
+        len(selected), skipped, loop.ran, loop.interrupted, tallies,
+        sum(state.costs.get(i.instance_id, 0.0) for i in selected),
+    )  # fmt: skip
+
+
+class _Loop:
+    """Start items as slots free up, route messages, record results; Ctrl-C once stops new starts,
+    twice kills what runs."""
+
+    def __init__(
+        self, opts: BatchOptions, state: BatchOutputs, console: Console, executor: Executor | None,
+        items: deque[WorkItem], total: int, skipped: int, selected: list[Instance],
+    ) -> None:  # fmt: skip
+        self.opts, self.state, self.console, self.executor, self.items = opts, state, console, executor, items
+        self.total, self.skipped, self.selected = total, skipped, selected
+        self.free = list(range(opts.workers))
+        self.interrupts = 0
+        self.interrupted = False
+        self.ran = 0
+        self.started: dict[str, float] = {}
+
+    def run(self) -> None:
+        from evals.live import BatchDisplay
+
+        if self.executor is None:
+            return
+        ids = {i.instance_id for i in self.selected}
+        done_cost = sum(c for iid, c in self.state.costs.items() if iid in ids and self.state.finished(iid))
+        display = BatchDisplay(self.console, self.total, self.opts.workers, done_cost, self.skipped)
+        for iid in ids:
+            if self.state.finished(iid) and not self.opts.redo_existing:
+                display.add_tally(self.state.statuses[iid])
+        previous = self._install_sigint()
+        try:
+            with display:
+                self._pump(display)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+
+    def _pump(self, display) -> None:  # type: ignore[no-untyped-def]
+        assert self.executor is not None
+        while (self.items and not self.interrupts) or self.executor.running():
+            if self.interrupts >= 2:
+                self.executor.kill_all()
+                self.interrupted = True
+                return
+            while self.items and self.free and not self.interrupts and not self._global_limit_hit(display):
+                item = self.items.popleft()
+                slot = self.free.pop(0)
+                shutil.rmtree(Path(item.run_dir), ignore_errors=True)  # a killed or errored earlier attempt
+                self.started[item.instance_id] = time.monotonic()
+                self.executor.start(slot, item)
+                display.started(slot, item.instance_id)
+            if self.interrupts:
+                display.note = (
+                    f"stopping: {len(self.items)} not started; Ctrl-C again to kill the running ones"
+                )
+            for msg in self.executor.poll(0.25):
+                if isinstance(msg, Event):
+                    display.event(msg.slot, msg.kind, msg.data)
+                elif isinstance(msg, Done):
+                    self._done(msg, display)
+            if self.items and not self.executor.running() and self._global_limit_hit(display):
+                break
+        self.interrupted = bool(self.interrupts) and bool(self.items)
+
+    def _done(self, msg: Done, display) -> None:  # type: ignore[no-untyped-def]
+        extra = {"visible_tests": self.opts.visible_tests, "executor": self.opts.executor}
+        summary = self.state.record(msg.result, self.opts.model_name, extra)
+        self.ran += 1
+        self.free.append(msg.slot)
+        self.free.sort()
+        cost = float(summary["usage"].get("cost", 0.0))
+        display.finished(msg.slot, msg.result.exit_status, cost)
+        line = f"{msg.instance_id}: {msg.result.exit_status}  ${cost:.4f}  {msg.result.wall_time:.1f}s"
+        if msg.result.error:
+            line += f"  [red]{_escape(msg.result.error.splitlines()[0][:200])}[/]"
+        display.console.print(line)
+
+    def _global_limit_hit(self, display) -> bool:  # type: ignore[no-untyped-def]
+        limit = self.opts.global_cost_limit
+        if not limit:
+            return False
+        from agent.ledger import GlobalLimits, SqliteLedger
+
+        spent = (
+            SqliteLedger(self.opts.output.resolve() / "ledger.sqlite", GlobalLimits(cost=limit)).totals().cost
+        )
+        if spent >= limit:
+            display.note = f"global cost limit ${limit:.2f} reached: no new instances start"
+            return True
+        return False
+
+    def _install_sigint(self):  # type: ignore[no-untyped-def]
+        if threading.current_thread() is not threading.main_thread():
+            return None
+
+        def handler(signum: int, frame: object) -> None:
+            self.interrupts += 1
+
+        return signal.signal(signal.SIGINT, handler)
+
+
+def _print_end(
+    console: Console,
+    opts: BatchOptions,
+    out: Path,
+    state: BatchOutputs,
+    selected: list[Instance],
+    interrupted: bool,
+) -> None:
+    if not console.is_terminal:
+        console.print()  # the live display's last frame ends without a newline off a terminal
+    ids = [i.instance_id for i in selected]
+    missing = [i for i in ids if i not in state.preds]
+    if interrupted or missing:
+        console.print(
+            f"[yellow]{len(missing)} instance(s) not run[/]; run the same command again to continue"
+        )
+    cmd = [
+        "treefix",
+        "swebench",
+        "eval",
+        "--dataset",
+        str(opts.dataset),
+        "--predictions",
+        str(out / "preds.json"),
+    ]
+    if opts.repos_dir:
+        cmd += ["--repos-dir", str(opts.repos_dir)]
+    cmd += ["-o", str(out / "eval")]
+    console.print(f"predictions: {out / 'preds.json'}\ngrade them with:\n  {shlex.join(cmd)}")
+    console.print(f"report: treefix swebench report {shlex.quote(str(out))}")
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)

@@ -1,0 +1,190 @@
+"""One batch instance, solved in a worker process (local pool or Ray).
+
+A worker receives a `WorkItem` and nothing else. The item holds the agent's view of the instance
+(`AgentTask`) and an `EnvSpec` (how to build the base: sources, bug patch, setup), both built from
+allow-lists, so hidden fields (`test_patch`, `patch`, `FAIL_TO_PASS`, `PASS_TO_PASS`,
+`hints_text`) never reach the process the agent runs in. The one exception is the explicit
+`--visible-tests` opt-in, which ships `VisibleTests` and says so in every output.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from evals.dataset import AgentTask, Instance
+
+Emit = Callable[[str, dict[str, Any]], None]
+ERROR = "error"  # exit status prefix of an instance that failed before or outside the search
+# Events forwarded to the batch display; the rest stay in the run store.
+FORWARDED = {"call", "node", "scored", "finished", "phase"}
+_ENV_FIELDS = (
+    "instance_id", "repo", "base_commit", "version", "source", "bug_patch", "setup", "pythonpath",
+    "environment_setup_commit", "system_site_packages",
+)  # fmt: skip
+_EXCLUDES = "__pycache__/\n*.pyc\n.pytest_cache/\n*.egg-info/\n.eggs/\n"
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """What building the base repository and venv needs: public fields only, by allow-list."""
+
+    fields: dict[str, Any]
+    test_timeout: float = 300.0
+
+    @classmethod
+    def of(cls, inst: Instance) -> EnvSpec:
+        data = inst.to_json()
+        timeout = float(getattr(inst, "timeout", None) or 300.0)
+        return cls({k: data[k] for k in _ENV_FIELDS if k in data}, timeout)
+
+    def instance(self, problem_statement: str) -> Instance:
+        return Instance.model_validate({**self.fields, "problem_statement": problem_statement})
+
+
+@dataclass(frozen=True)
+class VisibleTests:
+    """The `--visible-tests` opt-in: hidden tests added to the agent's base and run as its tests."""
+
+    test_patch: str
+    tests: list[str]
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    task: AgentTask  # the only instance text the agent gets
+    env: EnvSpec
+    config: dict[str, Any]  # RunConfig.to_dict()
+    run_dir: str
+    cache_dir: str
+    repos_dir: str | None = None
+    ledger: str | None = None  # path of the batch's global SqliteLedger
+    global_cost_limit: float = 0.0
+    visible: VisibleTests | None = None
+
+    @property
+    def instance_id(self) -> str:
+        return self.task.instance_id
+
+
+@dataclass
+class WorkResult:
+    instance_id: str
+    exit_status: str
+    exit_code: int | None = None
+    patch: str = ""
+    summary: dict[str, Any] = field(default_factory=dict)
+    tree: dict[str, Any] | None = None
+    error: str | None = None
+    traceback: str | None = None
+    wall_time: float = 0.0
+
+    @property
+    def errored(self) -> bool:
+        return self.exit_status.startswith(ERROR)
+
+
+def error_result(iid: str, error: str, tb: str | None = None, wall_time: float = 0.0) -> WorkResult:
+    return WorkResult(
+        iid, f"{ERROR}:{error.split(':', 1)[0]}", error=error, traceback=tb, wall_time=wall_time
+    )
+
+
+def solve(item: WorkItem, emit: Emit | None = None) -> WorkResult:
+    """Build the base, run the search, return the outcome. Never raises: errors become a result."""
+    emit = emit or (lambda kind, data: None)
+    start = time.monotonic()
+    work = Path(tempfile.mkdtemp(prefix="work-", dir=_mkdir(Path(item.cache_dir) / "work")))
+    try:
+        return _solve(item, work, emit, start)
+    except Exception as e:  # one instance's failure must not take the batch down
+        return error_result(
+            item.instance_id, f"{type(e).__name__}: {e}", traceback.format_exc(), time.monotonic() - start
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _solve(item: WorkItem, work: Path, emit: Emit, start: float) -> WorkResult:
+    from agent.run import RunConfig, run_fix
+    from agent.task import Task
+    from evals.environment import ensure_venv
+
+    emit("phase", {"phase": "setup"})
+    cache = Path(item.cache_dir)
+    repos = Path(item.repos_dir) if item.repos_dir else None
+    inst = item.env.instance(item.task.problem_statement)
+    venv = ensure_venv(inst, cache, repos)
+    repo = agent_repo(inst, work / "repo", cache, repos, item.visible)
+    test_cmd = item.task.test_cmd
+    if item.visible is not None:
+        test_cmd = " ".join([test_cmd or "python -m pytest -rA -p no:cacheprovider", *item.visible.tests])
+    task = Task(
+        repo=repo, problem_statement=item.task.problem_statement, test_cmd=test_cmd,
+        task_id=item.instance_id, env=venv.env(), test_timeout=item.env.test_timeout,
+    )  # fmt: skip
+    ledger = None
+    if item.ledger:
+        from agent.ledger import GlobalLimits, SqliteLedger
+
+        ledger = SqliteLedger(Path(item.ledger), GlobalLimits(cost=item.global_cost_limit))
+    run_dir = Path(item.run_dir)
+    emit("phase", {"phase": "search"})
+    outcome = run_fix(task, RunConfig.from_dict(item.config), run_dir, on_event=emit, ledger=ledger)
+    patch = outcome.patch
+    if item.visible is not None:
+        # The harness resets the hidden test files anyway; edits there would only break the apply.
+        from evals.harness import patch_paths
+
+        patch = drop_files(patch, set(patch_paths(item.visible.test_patch)))
+    tree = json.loads((run_dir / "tree.json").read_text()) if (run_dir / "tree.json").is_file() else None
+    return WorkResult(
+        item.instance_id, outcome.exit_status, outcome.exit_code, patch, outcome.summary, tree,
+        wall_time=time.monotonic() - start,
+    )  # fmt: skip
+
+
+def agent_repo(
+    inst: Instance, dest: Path, cache: Path, repos: Path | None, visible: VisibleTests | None = None
+) -> Path:
+    """The base as a fresh repository with a single commit: the history of a prepared base (the
+    pristine commit before `bug_patch`, or a clone's later commits) would show the agent the fix."""
+    from evals.environment import EnvError, apply_patch, git, prepare_base
+
+    prepare_base(inst, dest, cache, repos)
+    shutil.rmtree(dest / ".git")
+    git(dest, "-c", "init.defaultBranch=main", "init", "-q")
+    (dest / ".git" / "info").mkdir(parents=True, exist_ok=True)
+    (dest / ".git" / "info" / "exclude").write_text(_EXCLUDES)
+    if visible is not None and (error := apply_patch(dest, visible.test_patch, name="test_patch")):
+        raise EnvError(f"{inst.instance_id}: {error}")
+    git(dest, "add", "-A", "-f")
+    git(dest, "commit", "-q", "--no-verify", "--allow-empty", "-m", "base")
+    return dest
+
+
+def drop_files(diff: str, paths: set[str]) -> str:
+    """`diff` without the file sections that touch any of `paths`."""
+    if not paths or not diff:
+        return diff
+    sections = re.split(r"(?m)^(?=diff --git )", diff)
+    keep = []
+    for s in sections:
+        m = re.match(r"diff --git a/(\S+) b/(\S+)", s)
+        if m and (m.group(1) in paths or m.group(2) in paths):
+            continue
+        keep.append(s)
+    return "".join(keep)
+
+
+def _mkdir(p: Path) -> Path:
+    p.mkdir(parents=True, exist_ok=True)
+    return p
