@@ -99,7 +99,8 @@ def apply_patch(repo: Path, patch: str, *, name: str = "patch") -> str | None:
     patch = patch if patch.endswith("\n") else patch + "\n"
     attempts = [["git", "apply", "--whitespace=nowarn"]]
     if shutil.which("patch"):
-        attempts.append(["patch", "--batch", "--fuzz=5", "-p1", "--no-backup-if-mismatch", "-r", "-"])
+        # --force, not --batch: --batch would silently reverse a patch that looks already applied.
+        attempts.append(["patch", "--force", "--fuzz=5", "-p1", "--no-backup-if-mismatch", "-r", "-"])
     errors = []
     for cmd in attempts:
         dry = cmd + (["--check"] if cmd[0] == "git" else ["--dry-run"])

@@ -232,10 +232,8 @@ def reset_test_files(repo: Path, test_patch: str) -> None:
 
 
 def patch_paths(patch: str) -> list[str]:
-    paths = []
-    for m in re.finditer(r"^diff --git a/(\S+) b/(\S+)$", patch, re.M):
-        paths += [p for p in m.groups() if p not in paths]
-    return paths
+    found = re.findall(r"^diff --git a/(\S+) b/(\S+)$", patch, re.M)
+    return list(dict.fromkeys(p for pair in found for p in pair))
 
 
 def sandbox_for(venv: Venv) -> Sandbox:

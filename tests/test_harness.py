@@ -1,0 +1,120 @@
+"""The local harness on a tiny synthetic task: gold resolves, empty does not, failures are recorded."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from test_environment import GOLD, TEST_PATCH, tiny_instance, tiny_sdist
+
+from evals.commands import eval_command, load_predictions
+from evals.dataset import Instance
+from evals.environment import ensure_venv
+from evals.harness import HarnessError, evaluate, grade, needs_official_harness, patch_paths
+
+KEYS = ["total_instances", "submitted_instances", "completed_instances", "resolved_instances",
+        "unresolved_instances", "empty_patch_instances", "error_instances", "completed_ids",
+        "incomplete_ids", "empty_patch_ids", "submitted_ids", "resolved_ids", "unresolved_ids", "error_ids"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Instance, Path]:
+    base = tmp_path_factory.mktemp("tiny")
+    inst = tiny_instance(tiny_sdist(base))
+    cache = base / "cache"
+    ensure_venv(inst, cache)
+    return inst, cache
+
+
+def test_gold_resolves_and_empty_does_not(tiny: tuple[Instance, Path], tmp_path: Path) -> None:
+    inst, cache = tiny
+    gold = evaluate([inst], {inst.instance_id: GOLD}, tmp_path, cache, run_id="gold")
+    empty = evaluate([inst], {inst.instance_id: ""}, tmp_path, cache, run_id="empty")
+    assert gold.resolved_ids == ["tiny-1"] and empty.resolved_ids == []
+    g, e = gold.results["tiny-1"], empty.results["tiny-1"]
+    assert g.fail_to_pass == {"success": ["tests/test_add.py::test_add"], "failure": []}
+    assert e.fail_to_pass["failure"] == ["tests/test_add.py::test_add"] and e.status == "empty_patch"
+    assert e.pass_to_pass == {"success": ["tests/test_smoke.py::test_zero"], "failure": []}
+    report = json.loads((tmp_path / "gold" / "report.json").read_text())
+    assert all(k in report for k in KEYS)
+    assert report["resolved_instances"] == 1 and report["completed_ids"] == ["tiny-1"]
+    logs = tmp_path / "gold" / "logs" / "tiny-1"
+    assert (logs / "patch.diff").read_text() == GOLD
+    assert "PASSED tests/test_add.py::test_add" in (logs / "test_output.txt").read_text()
+    assert json.loads((logs / "report.json").read_text())["tiny-1"]["resolved"] is True
+    assert not list((tmp_path / "gold").glob("work-*"))  # checkouts are removed
+
+
+def test_unappliable_patch_is_an_error(tiny: tuple[Instance, Path], tmp_path: Path) -> None:
+    inst, cache = tiny
+    report = evaluate([inst], {inst.instance_id: "diff --git a/nope.py b/nope.py\n--- a/nope.py\n+++ b/nope.py\n"
+                                                 "@@ -1 +1 @@\n-x\n+y\n"}, tmp_path, cache)  # fmt: skip
+    result = report.results["tiny-1"]
+    assert result.status == "error" and "model_patch does not apply" in result.error
+    assert report.to_json()["error_ids"] == ["tiny-1"]
+
+
+def test_model_edits_to_hidden_test_files_are_replaced(tiny: tuple[Instance, Path], tmp_path: Path) -> None:
+    """A prediction that also writes tests/test_add.py must not block or weaken the hidden tests."""
+    inst, cache = tiny
+    cheat = TEST_PATCH.replace("assert add(2, 3) == 5", "assert True")
+    report = evaluate([inst], {inst.instance_id: cheat}, tmp_path, cache)
+    assert report.results["tiny-1"].status == "unresolved"
+    report = evaluate([inst], {inst.instance_id: GOLD + cheat}, tmp_path, cache)
+    assert report.resolved_ids == ["tiny-1"]
+
+
+def test_run_ids_are_never_reused(tiny: tuple[Instance, Path], tmp_path: Path) -> None:
+    inst, cache = tiny
+    evaluate([inst], {}, tmp_path, cache, run_id="r1")
+    with pytest.raises(HarnessError, match="already exists"):
+        evaluate([inst], {inst.instance_id: GOLD}, tmp_path, cache, run_id="r1")
+    a = evaluate([inst], {}, tmp_path, cache)
+    b = evaluate([inst], {}, tmp_path, cache)
+    assert a.run_id != b.run_id
+    assert a.to_json()["incomplete_ids"] == ["tiny-1"] and a.to_json()["submitted_instances"] == 0
+
+
+def test_eval_command_validates_gold_and_empty(tiny: tuple[Instance, Path], tmp_path: Path) -> None:
+    inst, cache = tiny
+    dataset = tmp_path / "d.jsonl"
+    dataset.write_text(json.dumps(inst.to_json()) + "\n{broken\n")
+    assert eval_command(dataset, "gold", None, tmp_path / "out", [], 1, "g", cache_dir=cache) == 0
+    assert eval_command(dataset, "empty", None, tmp_path / "out", [], 1, "e", cache_dir=cache) == 0
+    preds = tmp_path / "preds.json"
+    preds.write_text(
+        json.dumps({"tiny-1": {"instance_id": "tiny-1", "model_name_or_path": "m", "model_patch": GOLD}})
+    )
+    assert eval_command(dataset, str(preds), None, tmp_path / "out", [], 1, "p", cache_dir=cache) == 0
+    assert json.loads((tmp_path / "out" / "p" / "report.json").read_text())["resolved_ids"] == ["tiny-1"]
+    assert eval_command(dataset, str(tmp_path / "missing.json"), None, tmp_path / "out", [], 1, None,
+                        cache_dir=cache) == 2  # fmt: skip
+    assert eval_command(dataset, "gold", None, tmp_path / "out", ["nope"], 1, None, cache_dir=cache) == 2
+
+
+def test_load_predictions_formats(tmp_path: Path) -> None:
+    jsonl = tmp_path / "all_preds.jsonl"
+    jsonl.write_text(json.dumps({"instance_id": "a", "model_patch": "P"}) + "\n" +
+                     json.dumps({"instance_id": "b", "model_patch": None}) + "\n")  # fmt: skip
+    assert load_predictions(str(jsonl), []) == {"a": "P", "b": ""}
+    lst = tmp_path / "preds.json"
+    lst.write_text(json.dumps([{"instance_id": "a", "model_patch": "P"}]))
+    assert load_predictions(str(lst), []) == {"a": "P"}
+
+
+def test_grading_rules() -> None:
+    tests = {"t::a": "passed", "t::b": "failed", "t::c": "skipped"}
+    assert grade("i", ["t::a"], [], {}).resolved is False  # no results at all is not a pass
+    assert grade("i", ["t::a"], [], tests).resolved is True
+    assert grade("i", ["t::a"], ["t::b"], tests).resolved is False
+    assert grade("i", ["t::c"], [], tests).resolved is False  # skipped is not passed
+    assert grade("i", ["t::missing"], [], tests).fail_to_pass["failure"] == ["t::missing"]
+
+
+def test_instances_without_pytest_need_the_official_harness() -> None:
+    django = Instance(instance_id="django-1", repo="django/django", problem_statement="x", base_commit="abc",
+                      FAIL_TO_PASS=["test_x (admin.tests.AdminTests)"])  # fmt: skip
+    assert needs_official_harness(django)
+    assert not needs_official_harness(django.model_copy(update={"FAIL_TO_PASS": ["tests/t.py::test_x"]}))
+    assert patch_paths(TEST_PATCH) == ["tests/test_add.py"]
