@@ -223,3 +223,19 @@ def test_render_follows_edits_after_refresh(repo, tmp_path):
     (repo / "shop/extra.py").write_text("def brand_new():\n    pass\n")
     rm.refresh()
     assert "def brand_new():" in rm.render(5000)
+
+
+def test_map_command_prints_the_map_and_its_tokens(repo, tmp_path, monkeypatch):
+    from rich.console import Console
+
+    from agent.commands.map import map_command
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    console = Console(record=True, width=200)
+    assert map_command(repo, 120, ["svc/main.go", "Server"], console) == 0
+    out = console.export_text()
+    assert out.startswith("svc/main.go:\n") and "focus: svc/main.go, Server" in out
+    used = int(out.rsplit("\n", 2)[-2].split()[0])
+    assert 0 < used <= 120
+    assert map_command(tmp_path / "missing", 100, [], console) == 2
+    assert map_command(repo, 0, [], console) == 2
