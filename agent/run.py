@@ -45,6 +45,7 @@ class RunConfig:
     record: str | None = None  # cassette path to record the model's completions to
     price: str | None = None  # "IN,OUT[,CACHED[,CACHE_WRITE]]" USD per 1M tokens, for unpriced models
     label: str = ""  # extra words for model_name_or_path in batch outputs (e.g. visible tests)
+    map_tokens: int = 2048  # size of the repository map in the shared prompt prefix
 
     def params(self) -> SearchParams:
         return SearchParams(
@@ -148,7 +149,7 @@ def _search(
             sandbox=default_sandbox(),
             params=config.params(),
             caller=caller,
-            overview=workspace.overview(),
+            overview=_overview(store, workspace, task, config) if caller is not None else "",
         )
         if store.root() is None:
             title = task.problem_statement.strip().splitlines()[0][:100] if task.problem_statement.strip() else ""
@@ -185,6 +186,25 @@ def _search(
     finally:
         workspace.close()
         store.close()
+
+
+def _overview(store: RunStore, workspace: Workspace, task: Task, config: RunConfig) -> str:
+    """The repository as the model first sees it: the file tree and a repo map focused on the issue.
+    Kept in the store, so every prompt of the run, resumed or not, shares the same cached prefix."""
+    if (saved := store.get_meta("overview")) is not None:
+        return saved
+    from tools.repo_map import RepoMap
+
+    text = workspace.overview()
+    if config.map_tokens > 0:
+        with workspace.worktree() as wt:
+            repo_map = RepoMap(wt, cache_dir=workspace.root / ".treefix" / "cache")
+            files, idents = repo_map.focus_from_text(task.problem_statement)
+            rendered = repo_map.render(config.map_tokens, files, idents)
+        if rendered:
+            text += "\n\n# Repository map (most relevant first)\n" + rendered
+    store.set_meta("overview", text)
+    return text
 
 
 def _agents(

@@ -146,3 +146,25 @@ def test_a_model_that_keeps_failing_ends_the_run(tmp_path, monkeypatch):
     outcome, model = run_with(tmp_path, lambda role, m: ModelError("server down"), monkeypatch, max_nodes=20)
     assert outcome.exit_status == "model_error" and outcome.exit_code == 1
     assert len(model.calls) == 3
+
+
+def test_plans_may_look_around_with_tools_first(tmp_path, monkeypatch):
+    from agent.models.base import Completion, ToolCall, Usage
+
+    plan_replies = [
+        Completion("", [ToolCall("t1", "view", {"path": "calc/ops.py"})], Usage(50, 5)),
+        PLAN,
+    ]
+
+    def respond(role, messages):
+        if role == "plan":
+            return plan_replies.pop(0)
+        return critic(0.5) if role == "critic" else RIGHT
+
+    outcome, model = run_with(tmp_path, respond, monkeypatch)
+    assert outcome.exit_code == 0
+    second_plan_call = [m for role, m in model.calls if role == "plan"][1]
+    tool_result = next(m for m in second_plan_call if m.role == "tool")
+    assert "return lo" in tool_result.content  # the file as it is at base, with line numbers
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["usage"]["by_role"]["plan"]["turns"] == 2

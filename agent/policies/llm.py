@@ -6,6 +6,7 @@ import re
 
 from agent.models.base import Message
 from agent.policies.base import Candidate, SearchContext
+from agent.tool_loop import run_tool_loop
 from agent.tree import Node
 from prompts import render
 
@@ -20,9 +21,18 @@ class LLMPolicy:
         return ctx.caller(role, shared_prefix(ctx) + [Message("user", prompt)], usage=usage).text
 
     def plan(self, ctx: SearchContext, root: Node) -> Candidate:
+        """A plan, after up to `turns_per_node` turns of looking around with search/view/outline/map."""
+        assert ctx.caller is not None, "LLMPolicy needs a model"
+        caller = ctx.caller
         usage: dict[str, float] = {}
         siblings = [c.title for c in ctx.store.children(root.id)]
-        text = self._ask(ctx, "plan", render("plan", siblings=siblings, advice=ctx.advice(root.id)), usage)
+        turns = ctx.budget.limits.turns_per_node - 1  # the last turn is kept for the answer
+        prompt = render("plan", siblings=siblings, advice=ctx.advice(root.id), tools=turns > 0)
+        messages = shared_prefix(ctx) + [Message("user", prompt)]
+        with ctx.workspace.worktree() as base_tree:  # tools read the base, never the user's checkout
+            text, _ = run_tool_loop(
+                lambda msgs, tools: caller("plan", msgs, tools or None, usage=usage), messages, base_tree, turns
+            )
         return Candidate(title=_title(text), content=text, usage=usage)
 
     def code(self, ctx: SearchContext, plan: Node) -> Candidate:
