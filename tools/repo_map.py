@@ -37,6 +37,7 @@ class _Graph:
     ident_index: dict[tuple[str, str], int]  # (family, name) -> hub
     by_name: dict[str, list[int]]  # name -> hubs in every family
     definers: list[list[int]]
+    homes: list[list[int]]  # the definers that really implement it: no stubs, no `x = other.x` re-exports
     uses: list[list[tuple[int, float]]]  # file -> (identifier, sqrt of its number of uses)
 
 
@@ -137,7 +138,7 @@ class RepoMap:
         # path mentions a named identifier), with a little uniform mass so unrelated files still rank.
         wanted = set(focus_f)
         for h in focus_i:
-            wanted.update(graph.definers[h])
+            wanted.update(graph.homes[h])
         lowered = {i.lower() for i in focus_idents if len(i) >= 4}
         if lowered:
             for f, path in enumerate(graph.files):
@@ -189,13 +190,20 @@ def _build_graph(index: RepoIndex) -> _Graph:
     families = [_FAMILY.get(lang, lang) for lang in languages]
     ident_index: dict[tuple[str, str], int] = {}
     definers: list[list[int]] = []
+    homes: list[list[int]] = []
+    stems = {f.removesuffix(".py") for f in files if f.endswith(".py")}
     for f, path in enumerate(files):
+        stub = path.endswith(".pyi") and path[:-4] in stems
         for d in index.entries[path].definitions:
             h = ident_index.setdefault((families[f], d[0]), len(definers))
             if h == len(definers):
                 definers.append([])
+                homes.append([])
             if not definers[h] or definers[h][-1] != f:
                 definers[h].append(f)
+            if not stub and d[1] != "constant" and (not homes[h] or homes[h][-1] != f):
+                homes[h].append(f)
+    homes = [home or every for home, every in zip(homes, definers, strict=True)]
     uses = []
     for f, path in enumerate(files):
         refs, fam = index.entries[path].references, families[f]
@@ -206,13 +214,13 @@ def _build_graph(index: RepoIndex) -> _Graph:
     for (_, name), h in ident_index.items():
         by_name.setdefault(name, []).append(h)
     idents = [name for _, name in ident_index]
-    return _Graph(files, file_index, families, idents, ident_index, by_name, definers, uses)
+    return _Graph(files, file_index, families, idents, ident_index, by_name, definers, homes, uses)
 
 
 def _ident_weight(name: str, n_definers: int) -> float:
     # Aider's heuristics: long specific names matter, private and ubiquitous ones much less.
     weight = 1.0
-    if _code_like(name) and len(name) >= 8:
+    if len(name) >= 8 and ("_" in name.strip("_") or (name.lower() != name and name.upper() != name)):
         weight *= 10
     if name.startswith("_") or len(name) < 3:
         weight *= 0.1

@@ -30,7 +30,7 @@ def search_text(
     """Lines containing `query` (a literal string, or a regex), in files git does not ignore."""
     if not query:
         raise SearchError("empty query")
-    hits = _git_grep(root.resolve(), query, regex, glob, ignore_case)
+    hits = grep(root.resolve(), query, regex, glob, ignore_case)
     what = f"{'regex' if regex else 'text'} {query!r}" + (f" in {glob}" if glob else "")
     if not hits:
         return f"No matches for {what}."
@@ -123,9 +123,10 @@ def find_references(index: RepoIndex, name: str) -> str:
     return "\n".join(out)
 
 
-def _git_grep(
-    root: Path, query: str, regex: bool, glob: str | None, ignore_case: bool
+def grep(
+    root: Path, query: str, regex: bool = False, glob: str | None = None, ignore_case: bool = False
 ) -> list[tuple[str, int, str]]:
+    """Raw hits (path, line, text) of git grep; raises SearchError for a query git rejects."""
     in_git = (root / ".git").exists()
     base = ["git", "grep", "-n", "-I", "-z", "--no-color", "--untracked" if in_git else "--no-index"]
     if not in_git:
