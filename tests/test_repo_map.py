@@ -239,3 +239,24 @@ def test_map_command_prints_the_map_and_its_tokens(repo, tmp_path, monkeypatch):
     assert 0 < used <= 120
     assert map_command(tmp_path / "missing", 100, [], console) == 2
     assert map_command(repo, 0, [], console) == 2
+
+
+def test_worktrees_of_one_repository_share_the_cache(repo, tmp_path):
+    def git(*args, cwd=repo):
+        subprocess.run(
+            ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+            cwd=cwd,
+            check=True,
+            capture_output=True,
+        )
+
+    git("init", "-q")
+    git("add", "-A")
+    git("commit", "-q", "-m", "base")
+    git("worktree", "add", "-q", str(tmp_path / "wt"))
+    cache = tmp_path / "cache"
+    assert RepoIndex(repo, cache).refresh().parsed == len(SOURCES)
+    other = RepoIndex(tmp_path / "wt", cache)
+    stats = other.refresh()
+    assert (stats.parsed, stats.hashed) == (0, len(SOURCES))  # same content: hashed, never parsed
+    assert other.cache_file == RepoIndex(repo, cache).cache_file

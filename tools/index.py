@@ -11,6 +11,7 @@ import gc
 import hashlib
 import marshal
 import os
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -54,8 +55,10 @@ def default_cache_dir() -> Path:
 class RepoIndex:
     def __init__(self, root: Path, cache_dir: Path | None = None, workers: int | None = None) -> None:
         self.root = root.resolve()
-        key = hashlib.sha256(str(self.root).encode()).hexdigest()[:16]
-        self.cache_file = (cache_dir or default_cache_dir()) / f"{self.root.name}-{key}.marshal"
+        identity = _identity(self.root)
+        key = hashlib.sha256(identity.encode()).hexdigest()[:16]
+        name = Path(identity).parent.name if identity.endswith(".git") else self.root.name
+        self.cache_file = (cache_dir or default_cache_dir()) / f"{name}-{key}.marshal"
         self.workers = workers if workers is not None else (os.cpu_count() or 1)
         self.entries: dict[str, Entry] = {}
         self._loaded = False
@@ -138,6 +141,22 @@ class RepoIndex:
         tmp = self.cache_file.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_bytes(payload)
         os.replace(tmp, self.cache_file)
+
+
+def _identity(root: Path) -> str:
+    """What the cache is keyed by: the shared git directory, so every worktree of a repository reuses
+    one cache (files whose hash matches are not parsed again), else the directory itself."""
+    if (root / ".git").exists():
+        try:
+            out = subprocess.run(
+                ["git", "rev-parse", "--path-format=absolute", "--git-common-dir"],
+                cwd=root, capture_output=True, text=True, timeout=10,
+            )  # fmt: skip
+            if out.returncode == 0 and out.stdout.strip():
+                return out.stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return str(root)
 
 
 def _digest(data: bytes) -> str:
