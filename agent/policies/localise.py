@@ -1,0 +1,174 @@
+"""Spectrum-based fault localisation: per-test line coverage of the task's tests, ranked by Ochiai.
+
+The task's test command runs once under coverage.py in a clean worktree at base. A small pytest
+plugin (covplugin.py), loaded through PYTEST_PLUGINS from a scratch folder that also links the
+coverage package, records each test in its own coverage context, so the task's environment needs
+neither treefix nor coverage installed. Outcomes come from the same run's JUnit report.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import re
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import coverage
+
+from agent.policies.base import SearchContext
+from tools.sandbox import scratch_root
+from tools.testing import PASSED, run_tests
+
+PLUGIN_MODULE = "treefix_covplugin"
+TEST_PATH = re.compile(r"(^|/)(tests?|testing)/|(^|/)(test_[^/]*|[^/]*_test|conftest)\.py$")
+COVERAGE_SLOWDOWN = 3.0  # tracing every line makes a test run this much slower, at worst
+
+
+@dataclass
+class Spectrum:
+    """Which tests ran which lines, and how each test ended, at the task's base."""
+
+    tests: list[str] = field(default_factory=list)  # pytest node ids
+    outcomes: dict[str, str] = field(default_factory=dict)  # node id -> passed|failed|error|skipped
+    lines: dict[str, dict[int, list[int]]] = field(default_factory=dict)  # path -> line -> test indexes
+    error: str = ""  # why no spectrum could be gathered
+
+    @property
+    def failing(self) -> set[str]:
+        return {t for t, o in self.outcomes.items() if o not in (PASSED, "skipped")}
+
+    @property
+    def baseline(self) -> float:
+        """Pass fraction at base, counted the way ExecResult.score counts it."""
+        ran = [o for o in self.outcomes.values() if o != "skipped"]
+        return sum(o == PASSED for o in ran) / len(ran) if ran else 0.0
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["lines"] = {p: {str(k): v for k, v in ls.items()} for p, ls in self.lines.items()}
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Spectrum:
+        lines = {p: {int(k): v for k, v in ls.items()} for p, ls in d.get("lines", {}).items()}
+        return cls(d.get("tests", []), d.get("outcomes", {}), lines, d.get("error", ""))
+
+
+@dataclass(frozen=True)
+class Site:
+    path: str
+    line: int
+    score: float  # Ochiai suspiciousness in [0, 1]
+
+
+def is_test_file(path: str) -> bool:
+    return bool(TEST_PATH.search(path))
+
+
+def ochiai(spectrum: Spectrum, failing: set[str] | None = None) -> list[Site]:
+    """Lines of non-test files, most suspicious first. `failing` overrides which tests count as
+    failing (a repair re-ranks with the tests its parent still fails); ties keep file order."""
+    failing = spectrum.failing if failing is None else failing
+    fail_idx = {i for i, t in enumerate(spectrum.tests) if t in failing}
+    known = {i for i, t in enumerate(spectrum.tests) if spectrum.outcomes.get(t) not in (None, "skipped")}
+    total_failed = len(fail_idx)
+    if not total_failed:
+        return []
+    sites = []
+    for path, lines in spectrum.lines.items():
+        if is_test_file(path):
+            continue
+        for line, tests in lines.items():
+            ran = set(tests) & known
+            ef = len(ran & fail_idx)
+            if ef:
+                ep = len(ran) - ef
+                sites.append(Site(path, line, ef / math.sqrt(total_failed * (ef + ep))))
+    return sorted(sites, key=lambda s: -s.score)
+
+
+# --- gathering the spectrum -------------------------------------------------------------------
+
+
+def plugin_dir() -> Path:
+    """A scratch folder holding the plugin and a link to coverage, importable by any Python."""
+    source = Path(__file__).with_name("covplugin.py")
+    package = Path(coverage.__file__).parent
+    tag = hashlib.sha256(source.read_bytes() + str(package).encode()).hexdigest()[:12]
+    d = scratch_root() / f"covplugin-{tag}"
+    if not (d / f"{PLUGIN_MODULE}.py").exists():
+        tmp = d.with_name(d.name + f".tmp{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        (tmp / "coverage").symlink_to(package, target_is_directory=True)
+        shutil.copy(source, tmp / f"{PLUGIN_MODULE}.py")
+        try:
+            tmp.rename(d)
+        except OSError:  # another process made it first
+            shutil.rmtree(tmp, ignore_errors=True)
+    return d
+
+
+def coverage_env(base: dict[str, str], data_file: Path) -> dict[str, str]:
+    env = dict(base)
+    path = env.get("PYTHONPATH", os.environ.get("PYTHONPATH", ""))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(plugin_dir()), path) if p)
+    plugins = env.get("PYTEST_PLUGINS", os.environ.get("PYTEST_PLUGINS", ""))
+    env["PYTEST_PLUGINS"] = ",".join(p for p in (plugins, PLUGIN_MODULE) if p)
+    env["TREEFIX_COVERAGE_FILE"] = str(data_file)
+    return env
+
+
+def gather(ctx: SearchContext) -> Spectrum:
+    """Run the task's tests once at base under coverage. Charged as one test run."""
+    if not ctx.task.test_cmd:
+        return Spectrum(error="no test command: nothing to localise with")
+    ctx.budget.charge_test_run()
+    out = Path(scratch_root()) / f"coverage-{os.getpid()}-{id(ctx):x}"
+    out.mkdir(exist_ok=True)
+    data_file = out / "data"
+    try:
+        with ctx.workspace.worktree() as wt:
+            timeout = min(ctx.task.test_timeout * COVERAGE_SLOWDOWN, ctx.budget.time_left())
+            run, report = run_tests(
+                ctx.sandbox, ctx.task.test_cmd, wt, timeout, coverage_env(ctx.task.env, data_file)
+            )
+            spectrum = read_spectrum(data_file, wt, report.tests)
+        ctx.store.event(
+            "test",
+            node="",
+            purpose="coverage",
+            passed=report.passed,
+            failed=report.failed,
+            exit=run.exit_code,
+        )
+        if not spectrum.lines and not spectrum.error:
+            spectrum.error = "the test run recorded no coverage (is it a pytest run?)"
+        return spectrum
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+def read_spectrum(data_file: Path, root: Path, outcomes: dict[str, str]) -> Spectrum:
+    if not data_file.exists():
+        return Spectrum(outcomes=outcomes)
+    data = coverage.CoverageData(basename=str(data_file))
+    data.read()
+    tests = sorted(c for c in data.measured_contexts() if c)
+    index = {t: i for i, t in enumerate(tests)}
+    lines: dict[str, dict[int, list[int]]] = {}
+    base = root.resolve()
+    for f in data.measured_files():
+        try:
+            rel = Path(f).resolve().relative_to(base).as_posix()
+        except ValueError:
+            continue
+        by_line = {
+            ln: sorted(index[c] for c in cs if c in index) for ln, cs in data.contexts_by_lineno(f).items()
+        }
+        if kept := {ln: ts for ln, ts in by_line.items() if ts}:
+            lines[rel] = kept
+    return Spectrum(tests, dict(outcomes), lines)

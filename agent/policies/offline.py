@@ -1,0 +1,232 @@
+"""OfflinePolicy: automated program repair with no model.
+
+- plan   = a suspicious line (Ochiai over per-test coverage, see localise.py), prior = its rank score;
+- code   = one repair operator at that line (operators.py), prior = the operator's prior;
+- repair = a second operator on top of an attempt that passes more tests than the base did, at
+           the lines the tests it still fails point to.
+
+Every call proposes the best candidate not yet among the node's children (nor anywhere else in
+the tree: candidates are deduplicated by the files they produce), so progressive widening walks
+down each ranking. The spectrum is stored in the run store, so a resumed run does not gather it again.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import hashlib
+import json
+import re
+import threading
+from dataclasses import asdict, dataclass
+
+from agent.policies.base import Candidate, NoCandidate, SearchContext
+from agent.policies.localise import Site, Spectrum, gather, ochiai
+from agent.policies.operators import Mutation, compiles, mutations, parse
+from agent.tree import Node, NodeKind
+from tools.testing import PASSED
+
+SPECTRUM_KEY = "offline/spectrum"
+MAX_PLANS = 40  # suspicious lines worth a plan
+REPAIR_SITES = 12  # lines a repair looks at
+UNMENTIONED = 0.75  # rank factor for lines whose function the issue does not name
+SIGNATURE = 0.5  # rank factor for a suspicious function's `def` line (its default values)
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """What a plan/code/repair node is, kept as its content so later calls can see what was tried."""
+
+    path: str
+    line: int
+    score: float = 0.0
+    operator: str = ""
+    description: str = ""
+    state: str = ""  # hash of the files this attempt produces
+
+    def dumps(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def loads(cls, text: str) -> Proposal | None:
+        try:
+            return cls(**json.loads(text))
+        except (ValueError, TypeError):
+            return None
+
+
+class OfflinePolicy:
+    name = "offline"
+    # Candidates cost no tokens, only a test run: widen faster and further than for model policies.
+    preferred_params = {"widen_k": 2.0, "max_children": 12}
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._spectrum: Spectrum | None = None
+        self._sites: list[Site] | None = None
+        self._base: dict[str, str] = {}
+
+    # ---- Policy -------------------------------------------------------------------------------
+    def plan(self, ctx: SearchContext, root: Node) -> Candidate:
+        tried = {(p.path, p.line) for p in _proposals(ctx.store.children(root.id))}
+        for site in self.sites(ctx):
+            if (site.path, site.line) not in tried:
+                text = self.base_text(ctx, site.path)
+                code = text.splitlines()[site.line - 1].strip() if site.line <= text.count("\n") + 1 else ""
+                return Candidate(
+                    title=f"suspicious {site.path}:{site.line} `{code[:60]}` ({site.score:.2f})",
+                    content=Proposal(site.path, site.line, site.score).dumps(),
+                    prior=round(min(max(site.score, 0.01), 1.0), 4),
+                )
+        raise NoCandidate
+
+    def code(self, ctx: SearchContext, plan: Node) -> Candidate:
+        site = Proposal.loads(plan.content)
+        if site is None:
+            raise NoCandidate
+        text = self.base_text(ctx, site.path)
+        seen = self._seen_states(ctx)
+        for m in mutations(text, site.line):
+            if (cand := self._candidate(site.path, site.line, text, m, {}, seen)) is not None:
+                return cand
+        raise NoCandidate
+
+    def repair(self, ctx: SearchContext, node: Node) -> Candidate:
+        spectrum = self.spectrum(ctx)
+        if node.exec is None or node.exec.score <= spectrum.baseline + 1e-9:
+            raise NoCandidate  # only attempts that beat the base are worth a second edit
+        still = {t for t, o in node.exec.tests.items() if o not in (PASSED, "skipped")} & set(spectrum.tests)
+        sites = self._rank(ctx, ochiai(spectrum, still)) if still else self.sites(ctx)
+        changed = re.findall(r"^\+\+\+ b/(.+)$", node.diff, flags=re.M)
+        paths = list(dict.fromkeys(changed + [s.path for s in sites[:REPAIR_SITES]]))
+        current = ctx.workspace_files(node.diff, paths, limit=10**8)
+        touched = {p: current[p] for p in changed if p in current}
+        seen = self._seen_states(ctx)
+        options: list[tuple[float, str, int, Mutation]] = []
+        for site in sites[:REPAIR_SITES]:
+            if site.path not in current:
+                continue
+            line = _moved_line(self.base_text(ctx, site.path), current[site.path], site.line)
+            options += [
+                (site.score * m.prior, site.path, line, m) for m in mutations(current[site.path], line)
+            ]
+        for _, path, line, m in sorted(options, key=lambda o: -o[0]):
+            if m.apply(current[path]) == self.base_text(ctx, path):
+                continue  # undoes the parent's edit
+            if (cand := self._candidate(path, line, current[path], m, touched, seen)) is not None:
+                cand.title = "+ " + cand.title
+                return cand
+        raise NoCandidate
+
+    # ---- localisation -------------------------------------------------------------------------
+    def spectrum(self, ctx: SearchContext) -> Spectrum:
+        with self._lock:
+            if self._spectrum is None:
+                cached = ctx.store.get_meta(SPECTRUM_KEY)
+                if cached is not None:
+                    self._spectrum = Spectrum.from_dict(cached)
+                else:
+                    spectrum = gather(ctx)
+                    ctx.store.set_meta(SPECTRUM_KEY, spectrum.to_dict())
+                    failing = len(spectrum.failing)
+                    ctx.store.event(
+                        "localise", tests=len(spectrum.tests), failing=failing, error=spectrum.error
+                    )
+                    self._spectrum = spectrum
+            return self._spectrum
+
+    def sites(self, ctx: SearchContext) -> list[Site]:
+        with self._lock:
+            if self._sites is None:
+                ranked = self._rank(ctx, ochiai(self.spectrum(ctx)))
+                self._sites = [s for s in ranked if mutations(self.base_text(ctx, s.path), s.line)][
+                    :MAX_PLANS
+                ]
+            return self._sites
+
+    def _rank(self, ctx: SearchContext, sites: list[Site]) -> list[Site]:
+        """Ochiai ties are common (every line a failing test runs and no passing test does scores
+        the same), so break them with what the issue names and with how repairable a line looks."""
+        issue = set(re.findall(r"\w+", ctx.task.problem_statement))
+        out: dict[tuple[str, int], Site] = {}
+        for site in sites:
+            src = parse(self.base_text(ctx, site.path))
+            if src is None:
+                continue
+            func = _function_at(src.tree, site.line)
+            named = func is not None and func.name in issue
+            best = max((m.prior for m in mutations(src.text, site.line)), default=0.0)
+            score = site.score * (1.0 if named else UNMENTIONED) * (0.5 + 0.5 * best)
+            key = (site.path, site.line)
+            out[key] = Site(site.path, site.line, max(score, out[key].score if key in out else 0.0))
+            if func is not None and (func.args.defaults or func.args.kw_defaults):
+                sig = Site(site.path, func.lineno, score * SIGNATURE)
+                if (site.path, func.lineno) not in out or out[(site.path, func.lineno)].score < sig.score:
+                    out[(site.path, func.lineno)] = sig
+        return sorted(out.values(), key=lambda s: -s.score)
+
+    def base_text(self, ctx: SearchContext, path: str) -> str:
+        with self._lock:
+            if path not in self._base:
+                self._base[path] = ctx.workspace_files("", [path], limit=10**8).get(path, "")
+            return self._base[path]
+
+    # ---- candidates ---------------------------------------------------------------------------
+    def _candidate(
+        self, path: str, line: int, text: str, m: Mutation, touched: dict[str, str], seen: set[str]
+    ) -> Candidate | None:
+        new = m.apply(text)
+        state = _state({**touched, path: new})
+        if state in seen or not compiles(new):
+            return None
+        return Candidate(
+            title=f"{m.operator}: {m.description} at {path}:{line}",
+            content=Proposal(path, line, 0.0, m.operator, m.description, state).dumps(),
+            diff=unified_diff(path, text, new),
+            prior=round(m.prior, 4),
+        )
+
+    def _seen_states(self, ctx: SearchContext) -> set[str]:
+        nodes = [n for n in ctx.store.nodes() if n.kind in (NodeKind.CODE, NodeKind.REPAIR)]
+        return {p.state for p in _proposals(nodes) if p.state}
+
+
+def _proposals(nodes: list[Node]) -> list[Proposal]:
+    return [p for n in nodes if (p := Proposal.loads(n.content)) is not None]
+
+
+def _state(files: dict[str, str]) -> str:
+    h = hashlib.sha256()
+    for path in sorted(files):
+        h.update(path.encode() + b"\0" + files[path].encode() + b"\0")
+    return h.hexdigest()[:16]
+
+
+def _function_at(tree: ast.AST, line: int) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
+    best = None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.lineno <= line <= (
+            node.end_lineno or 0
+        ):
+            if best is None or node.lineno > best.lineno:
+                best = node
+    return best
+
+
+def _moved_line(old: str, new: str, line: int) -> int:
+    """Where line `line` of `old` is in `new` (an inserted guard shifts what follows it)."""
+    matcher = difflib.SequenceMatcher(None, old.splitlines(), new.splitlines(), autojunk=False)
+    for tag, i1, i2, j1, _ in matcher.get_opcodes():
+        if i1 <= line - 1 < i2:
+            return j1 + (line - 1 - i1) + 1 if tag == "equal" else j1 + 1
+    return line
+
+
+def unified_diff(path: str, old: str, new: str) -> str:
+    lines = difflib.unified_diff(
+        old.splitlines(keepends=True), new.splitlines(keepends=True), f"a/{path}", f"b/{path}", n=3
+    )
+    out = []
+    for ln in lines:
+        out.append(ln if ln.endswith("\n") else ln + "\n\\ No newline at end of file\n")
+    return "".join(out)

@@ -1,0 +1,627 @@
+"""Repair operators: small source edits at one statement, each with a prior of being the fix.
+
+Operators work on the AST for *where* and on the source text for *what*: every mutation is a
+set of character-range replacements, so the resulting diff touches only the mutated tokens and
+keeps the file's formatting. Priors encode how often each kind of slip occurs in real bug fixes
+(boundary comparisons and off-by-ones first, wholesale rewrites last).
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+
+CMP_TEXT = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!=",
+            ast.Is: "is", ast.IsNot: "is not", ast.In: "in", ast.NotIn: "not in"}  # fmt: skip
+CMP_SWAPS: dict[str, list[tuple[str, float]]] = {
+    "<": [("<=", 0.9), (">", 0.5), ("!=", 0.45), (">=", 0.4), ("==", 0.3)],
+    "<=": [("<", 0.9), (">=", 0.5), ("==", 0.45), (">", 0.4), ("!=", 0.3)],
+    ">": [(">=", 0.9), ("<", 0.5), ("!=", 0.45), ("<=", 0.4), ("==", 0.3)],
+    ">=": [(">", 0.9), ("<=", 0.5), ("==", 0.45), ("<", 0.4), ("!=", 0.3)],
+    "==": [("!=", 0.8), ("is", 0.4), ("<=", 0.3), (">=", 0.3)],
+    "!=": [("==", 0.8), ("is not", 0.4), ("<", 0.3), (">", 0.3)],
+    "is": [("is not", 0.8), ("==", 0.6)],
+    "is not": [("is", 0.8), ("!=", 0.6)],
+    "in": [("not in", 0.8)],
+    "not in": [("in", 0.8)],
+}
+CMP_PATTERN = re.compile(r"<=|>=|==|!=|<|>|\bis\s+not\b|\bis\b|\bnot\s+in\b|\bin\b")
+BIN_TEXT = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.FloorDiv: "//", ast.Mod: "%"}
+BIN_SWAPS = {"+": [("-", 0.5)], "-": [("+", 0.5)], "*": [("/", 0.3)], "/": [("//", 0.4), ("*", 0.3)],
+             "//": [("/", 0.4)], "%": [("//", 0.2)]}  # fmt: skip
+BIN_PATTERN = re.compile(r"\*\*|//|<<|>>|[-+*/%@&|^]")
+# Names that are usually integers: off-by-one candidates even outside index positions.
+NUMERIC_NAME = re.compile(
+    r"^(n|i|j|k|m|idx|index|start|stop|end|pos|step|size|count|length|width|offset|num|limit|depth|level)$"
+    r"|(_|^)(len|size|count|index|idx|pos|num|start|end|stop|offset|width|limit)(_|$)"
+)
+INDEX_FUNCS = {
+    "range",
+    "islice",
+    "slice",
+    "most_common",
+    "nsmallest",
+    "nlargest",
+    "pop",
+    "insert",
+    "take",
+    "ljust",
+    "rjust",
+}
+ANTONYMS = [("min", "max"), ("smallest", "largest"), ("start", "end"), ("first", "last"), ("lower", "upper"),
+            ("lstrip", "rstrip"), ("ljust", "rjust"), ("startswith", "endswith"), ("any", "all"),
+            ("floor", "ceil"), ("left", "right"), ("head", "tail"), ("prefix", "suffix"), ("before", "after"),
+            ("prev", "next"), ("begin", "end"), ("asc", "desc"), ("increment", "decrement"), ("push", "pop"),
+            ("appendleft", "append"), ("popleft", "pop"), ("keys", "values"), ("union", "intersection")]  # fmt: skip
+ANTONYM = {a: b for pair in ANTONYMS for a, b in (pair, pair[::-1])}
+KNOWN_ATTR_SWAPS = {"nsmallest", "nlargest", "startswith", "endswith", "lstrip", "rstrip", "ljust", "rjust",
+                    "lower", "upper", "appendleft", "popleft", "keys", "values", "start", "end", "min", "max",
+                    "floor", "ceil"}  # fmt: skip
+EXCEPTIONS = ["IndexError", "KeyError", "TypeError", "ValueError", "AttributeError", "ZeroDivisionError",
+              "StopIteration", "LookupError"]  # fmt: skip
+LOOKUP = {"IndexError", "KeyError"}
+REGEX_FUNCS = {"sub", "subn", "match", "search", "fullmatch", "findall", "finditer", "split", "compile"}
+
+
+@dataclass(frozen=True)
+class Edit:
+    start: int  # character offsets into the source
+    end: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Mutation:
+    operator: str
+    description: str
+    prior: float
+    edits: tuple[Edit, ...]
+
+    def apply(self, source: str) -> str:
+        for e in sorted(self.edits, key=lambda e: e.start, reverse=True):
+            source = source[: e.start] + e.text + source[e.end :]
+        return source
+
+
+class Source:
+    """A parsed file with byte-column to character-offset mapping and parent links."""
+
+    def __init__(self, text: str):
+        self.text = text
+        self.tree = ast.parse(text)
+        self.lines = text.splitlines(keepends=True)
+        self.starts = [0]
+        for ln in self.lines:
+            self.starts.append(self.starts[-1] + len(ln))
+        self.parent: dict[ast.AST, ast.AST] = {}
+        for node in ast.walk(self.tree):
+            for child in ast.iter_child_nodes(node):
+                self.parent[child] = node
+        self.words = set(re.findall(r"\w+", text))
+
+    def offset(self, lineno: int, col: int) -> int:
+        line = self.lines[lineno - 1] if lineno - 1 < len(self.lines) else ""
+        return self.starts[lineno - 1] + len(line.encode()[:col].decode(errors="ignore"))
+
+    def span(self, node: ast.AST) -> tuple[int, int]:
+        return (self.offset(node.lineno, node.col_offset), self.offset(node.end_lineno, node.end_col_offset))  # type: ignore[attr-defined,arg-type]
+
+    def seg(self, node: ast.AST) -> str:
+        a, b = self.span(node)
+        return self.text[a:b]
+
+    def replace(self, node: ast.AST, text: str) -> tuple[Edit, ...]:
+        a, b = self.span(node)
+        return (Edit(a, b, text),)
+
+    def function_of(self, node: ast.AST) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
+        while node in self.parent:
+            node = self.parent[node]
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                return node
+        return None
+
+
+@lru_cache(maxsize=32)
+def parse(text: str) -> Source | None:
+    try:
+        return Source(text)
+    except (SyntaxError, ValueError):
+        return None
+
+
+# --- where: the statement a line belongs to -----------------------------------------------------
+
+
+def header(node: ast.AST) -> tuple[int, list[ast.AST]]:
+    """Last line of a statement's header and the expressions in it (a simple statement is all header)."""
+    body = getattr(node, "body", None)
+    if isinstance(node, ast.ExceptHandler):
+        exprs = [node.type] if node.type else []
+    elif isinstance(node, ast.If | ast.While):
+        exprs = [node.test]
+    elif isinstance(node, ast.For | ast.AsyncFor):
+        exprs = [node.target, node.iter]
+    elif isinstance(node, ast.With | ast.AsyncWith):
+        exprs = [i.context_expr for i in node.items]
+    elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+        exprs = [d for d in node.args.defaults + node.args.kw_defaults if d is not None]
+    elif isinstance(node, ast.ClassDef | ast.Try):
+        exprs = []
+    elif isinstance(node, ast.Match):
+        exprs = [node.subject]
+    else:
+        return node.end_lineno or node.lineno, [node]  # type: ignore[attr-defined]
+    end = body[0].lineno - 1 if body else node.end_lineno  # type: ignore[attr-defined]
+    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.body:
+        end = max(node.lineno, node.body[0].lineno - 1)
+    return max(end, node.lineno), exprs  # type: ignore[attr-defined]
+
+
+def statements_at(src: Source, line: int) -> list[tuple[ast.AST, list[ast.AST]]]:
+    out = []
+    for node in ast.walk(src.tree):
+        if isinstance(node, ast.stmt | ast.ExceptHandler) and node.lineno <= line:
+            last, exprs = header(node)
+            if line <= last:
+                out.append((node, exprs))
+    return out
+
+
+def mutations(text: str, line: int) -> list[Mutation]:
+    """Every operator applied at the statement that holds `line`: best prior first, one per result."""
+    src = parse(text)
+    if src is None:
+        return []
+    found: list[Mutation] = []
+    for stmt, exprs in statements_at(src, line):
+        found += statement_mutations(src, stmt)
+        for root in exprs:
+            for node in ast.walk(root):
+                if not isinstance(node, ast.Lambda):
+                    found += expression_mutations(src, node)
+    seen: set[str] = set()
+    unique = []
+    for m in sorted(found, key=lambda m: -m.prior):
+        result = m.apply(text)
+        if result != text and result not in seen:
+            seen.add(result)
+            unique.append(m)
+    return unique
+
+
+def compiles(text: str) -> bool:
+    try:
+        compile(text, "<mutant>", "exec", dont_inherit=True)
+    except (SyntaxError, ValueError):
+        return False
+    return True
+
+
+# --- what: operators on expressions -------------------------------------------------------------
+
+
+def expression_mutations(src: Source, node: ast.AST) -> list[Mutation]:
+    out: list[Mutation] = []
+    for op in (compare_swap, boolean, negation, constant, plus_minus_one, arithmetic, antonym,
+               swapped_args, drop_slice, regex_anchor, absolute):  # fmt: skip
+        out += op(src, node)
+    return out
+
+
+def _gap_token(
+    src: Source, left: ast.AST, right: ast.AST, pattern: re.Pattern[str]
+) -> tuple[int, int, str] | None:
+    a, b = src.span(left)[1], src.span(right)[0]
+    m = pattern.search(src.text, a, b)
+    return (m.start(), m.end(), m.group(0)) if m else None
+
+
+def _padded(src: Source, a: int, b: int, text: str) -> str:
+    """A word operator (`is`, `in`) needs spaces where a symbol did not."""
+    if not text[0].isalpha():
+        return text
+    before = " " if a > 0 and not src.text[a - 1].isspace() else ""
+    after = " " if b < len(src.text) and not src.text[b].isspace() else ""
+    return before + text + after
+
+
+def compare_swap(src: Source, node: ast.AST) -> Iterator[Mutation]:
+    if not isinstance(node, ast.Compare):
+        return
+    operands = [node.left, *node.comparators]
+    for i, op in enumerate(node.ops):
+        tok = _gap_token(src, operands[i], operands[i + 1], CMP_PATTERN)
+        if tok is None:
+            continue
+        a, b, old = tok
+        for new, prior in CMP_SWAPS.get(CMP_TEXT[type(op)], []):
+            yield Mutation("compare", f"`{old}` -> `{new}`", prior, (Edit(a, b, _padded(src, a, b, new)),))
+
+
+def boolean(src: Source, node: ast.AST) -> Iterator[Mutation]:
+    if not isinstance(node, ast.BoolOp):
+        return
+    old, new = ("and", "or") if isinstance(node.op, ast.And) else ("or", "and")
+    pattern = re.compile(rf"\b{old}\b")
+    for left, right in zip(node.values, node.values[1:], strict=False):
+        if tok := _gap_token(src, left, right, pattern):
+            yield Mutation("boolean", f"`{old}` -> `{new}`", 0.5, (Edit(tok[0], tok[1], new),))
+    for i, value in enumerate(node.values):  # a dropped condition
+        if i + 1 < len(node.values):
+            a, b = src.span(value)[0], src.span(node.values[i + 1])[0]
+        else:
+            a, b = src.span(node.values[i - 1])[1], src.span(value)[1]
+        if "(" not in src.text[a:b].replace(src.seg(value), "") and ")" not in src.text[a:b].replace(
+            src.seg(value), ""
+        ):
+            yield Mutation("drop-condition", f"drop `{src.seg(value)}`", 0.35, (Edit(a, b, ""),))
+
+
+def negation(src: Source, node: ast.AST) -> Iterator[Mutation]:
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+        a, b = src.span(node)[0], src.span(node.operand)[0]
+        if m := re.match(r"not\s*", src.text[a:b]):
+            yield Mutation("negate", f"drop `not` in `{src.seg(node)}`", 0.7, (Edit(a, a + m.end(), ""),))
+        return
+    parent = src.parent.get(node)
+    is_test = isinstance(parent, ast.If | ast.While | ast.IfExp | ast.Assert) and parent.test is node  # type: ignore[union-attr]
+    if not is_test or isinstance(node, ast.Compare):  # comparisons are flipped by compare_swap
+        return
+    text = src.seg(node)
+    simple = isinstance(node, ast.Name | ast.Call | ast.Attribute | ast.Subscript | ast.Constant)
+    yield Mutation(
+        "negate",
+        f"`{text}` -> `not ...`",
+        0.55,
+        src.replace(node, f"not {text}" if simple else f"not ({text})"),
+    )
+
+
+def _int_value(node: ast.AST) -> int | None:
+    if isinstance(node, ast.Constant) and type(node.value) is int:
+        return node.value
+    if (
+        isinstance(node, ast.UnaryOp)
+        and isinstance(node.op, ast.USub)
+        and _int_value(node.operand) is not None
+    ):
+        return -node.operand.value  # type: ignore[attr-defined]
+    return None
+
+
+def constant(src: Source, node: ast.AST) -> Iterator[Mutation]:
+    parent = src.parent.get(node)
+    if isinstance(node, ast.Constant) and isinstance(node.value, bool):
+        new = str(not node.value)
+        yield Mutation("constant", f"`{node.value}` -> `{new}`", 0.45, src.replace(node, new))
+        return
+    value = _int_value(node)
+    if value is None or (isinstance(parent, ast.UnaryOp) and isinstance(parent.op, ast.USub)):
+        return
+    plus_minus = isinstance(parent, ast.BinOp) and isinstance(parent.op, ast.Add | ast.Sub) and value == 1
+    for new in (value + 1, value - 1):
+        if plus_minus and new == 0:
+            continue  # `x - 0`: plus_minus_one drops the term instead
+        yield Mutation("off-by-one", f"`{value}` -> `{new}`", 0.6, src.replace(node, str(new)))
+    if value and abs(value) >= 10 and str(abs(value)).rstrip("0") == "1":
+        for new in (value * 10, value // 10):
+            yield Mutation("constant", f"`{value}` -> `{new}`", 0.25, src.replace(node, str(new)))
+    if isinstance(parent, ast.Return) and value:
+        yield Mutation("return-value", f"return `{-value}`", 0.5, src.replace(node, str(-value)))
+
+
+def _needs_parens(src: Source, node: ast.AST) -> bool:
+    """Would `node + 1` in place of `node` bind differently than meant?"""
+    parent = src.parent.get(node)
+    if isinstance(parent, ast.BinOp):
+        if isinstance(parent.op, ast.Add) or (isinstance(parent.op, ast.Sub) and parent.left is node):
+            return False
+        return True
+    return (
+        isinstance(parent, ast.Attribute | ast.UnaryOp | ast.Await)
+        or (isinstance(parent, ast.Call) and parent.func is node)
+        or (isinstance(parent, ast.Subscript) and parent.value is node)
+    )
+
+
+def _index_like(src: Source, node: ast.AST) -> float:
+    """How likely `node` is an integer in a position where off-by-ones happen (0 = not at all)."""
+    if _int_value(node) is not None or not isinstance(node, ast.Name | ast.Attribute | ast.Call | ast.BinOp):
+        return 0.0
+    if isinstance(node, ast.Call) and not (isinstance(node.func, ast.Name) and node.func.id == "len"):
+        return 0.0
+    parent = src.parent.get(node)
+    if isinstance(parent, ast.Slice):
+        return 0.45
+    if isinstance(parent, ast.Subscript) and parent.slice is node:
+        return 0.35
+    if isinstance(parent, ast.Call) and node in parent.args:
+        func = parent.func
+        name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+        if name in INDEX_FUNCS:
+            return 0.45
+    if (
+        isinstance(parent, ast.Return)
+        and isinstance(node, ast.BinOp)
+        and isinstance(node.op, ast.Add | ast.Sub)
+    ):
+        return 0.35
+    ident = node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute) else ""
+    if (
+        ident
+        and NUMERIC_NAME.search(ident)
+        and not isinstance(parent, ast.Attribute | ast.Call | ast.Subscript | ast.Compare | ast.Slice)
+    ):
+        return 0.3
+    return 0.0
+
+
+def plus_minus_one(src: Source, node: ast.AST) -> Iterator[Mutation]:
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add | ast.Sub) and _int_value(node.right) == 1:
+        left = src.seg(node.left)
+        yield Mutation("off-by-one", f"`{src.seg(node)}` -> `{left}`", 0.75, src.replace(node, left))
+        return
+    prior = _index_like(src, node)
+    if not prior:
+        return
+    text = src.seg(node)
+    if isinstance(node, ast.BinOp) and not isinstance(
+        node.op, ast.Add | ast.Sub | ast.Mult | ast.Div | ast.FloorDiv | ast.Mod
+    ):
+        text = f"({text})"
+    for sign in ("+", "-"):
+        new = f"{text} {sign} 1"
+        yield Mutation(
+            "off-by-one",
+            f"`{src.seg(node)}` -> `{new}`",
+            prior,
+            src.replace(node, f"({new})" if _needs_parens(src, node) else new),
+        )
+
+
+def arithmetic(src: Source, node: ast.AST) -> Iterator[Mutation]:
+    if not isinstance(node, ast.BinOp) or type(node.op) not in BIN_TEXT:
+        return
+    tok = _gap_token(src, node.left, node.right, BIN_PATTERN)
+    if tok is None or tok[2] != BIN_TEXT[type(node.op)]:
+        return
+    for new, prior in BIN_SWAPS.get(tok[2], []):
+        yield Mutation(
+            "arithmetic", f"`{tok[2]}` -> `{new}` in `{src.seg(node)}`", prior, (Edit(tok[0], tok[1], new),)
+        )
+
+
+def _swap_word(ident: str) -> str | None:
+    if ident in ANTONYM:
+        return ANTONYM[ident]
+    parts = ident.split("_")
+    for i, part in enumerate(parts):
+        if part in ANTONYM:
+            return "_".join(parts[:i] + [ANTONYM[part]] + parts[i + 1 :])
+    for a, b in (("smallest", "largest"), ("largest", "smallest")):
+        if a in ident:
+            return ident.replace(a, b)
+    return None
+
+
+def antonym(src: Source, node: ast.AST) -> Iterator[Mutation]:
+    if isinstance(node, ast.Name) and (new := _swap_word(node.id)):
+        if new in src.words or hasattr(builtins, new):
+            yield Mutation("antonym", f"`{node.id}` -> `{new}`", 0.5, src.replace(node, new))
+    elif isinstance(node, ast.Attribute) and (new := _swap_word(node.attr)):
+        if new in src.words or node.attr in KNOWN_ATTR_SWAPS:
+            end = src.span(node)[1]
+            edit = Edit(end - len(node.attr), end, new)
+            yield Mutation("antonym", f"`.{node.attr}` -> `.{new}`", 0.5, (edit,))
+
+
+def swapped_args(src: Source, node: ast.AST) -> Iterator[Mutation]:
+    if not isinstance(node, ast.Call) or any(isinstance(a, ast.Starred) for a in node.args):
+        return
+    for x, y in zip(node.args, node.args[1:], strict=False):
+        (a1, b1), (a2, b2) = src.span(x), src.span(y)
+        edits = (Edit(a1, b1, src.text[a2:b2]), Edit(a2, b2, src.text[a1:b1]))
+        yield Mutation("swap-args", f"swap `{src.seg(x)}` and `{src.seg(y)}`", 0.3, edits)
+
+
+def drop_slice(src: Source, node: ast.AST) -> Iterator[Mutation]:
+    if (
+        isinstance(node, ast.Subscript)
+        and isinstance(node.slice, ast.Slice)
+        and isinstance(node.ctx, ast.Load)
+    ):
+        if node.slice.lower or node.slice.upper:
+            value = src.seg(node.value)
+            yield Mutation("drop-slice", f"`{src.seg(node)}` -> `{value}`", 0.4, src.replace(node, value))
+
+
+def regex_anchor(src: Source, node: ast.AST) -> Iterator[Mutation]:
+    parent = src.parent.get(node)
+    if not (isinstance(node, ast.Constant) and isinstance(node.value, str) and isinstance(parent, ast.Call)):
+        return
+    func = parent.func
+    if not (isinstance(func, ast.Attribute) and func.attr in REGEX_FUNCS and isinstance(func.value, ast.Name)
+            and func.value.id == "re" and parent.args and parent.args[0] is node):  # fmt: skip
+        return
+    m = re.fullmatch(r"([rRbBuU]*)('''|\"\"\"|'|\")(.*)\2", src.seg(node), flags=re.S)
+    if m is None:
+        return
+    a, b = src.span(node)
+    body_start, body_end = a + len(m.group(1)) + len(m.group(2)), b - len(m.group(2))
+    if not node.value.endswith("$"):
+        yield Mutation("regex", f"anchor `{node.value}` at the end", 0.3, (Edit(body_end, body_end, "$"),))
+    if not node.value.startswith("^"):
+        yield Mutation(
+            "regex", f"anchor `{node.value}` at the start", 0.3, (Edit(body_start, body_start, "^"),)
+        )
+
+
+def absolute(src: Source, node: ast.AST) -> Iterator[Mutation]:
+    parent = src.parent.get(node)
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("int", "float"):
+        if isinstance(parent, ast.Assign) and parent.value is node:
+            yield Mutation(
+                "abs", f"`{src.seg(node)}` -> `abs(...)`", 0.15, src.replace(node, f"abs({src.seg(node)})")
+            )
+
+
+# --- what: operators on statements --------------------------------------------------------------
+
+
+def statement_mutations(src: Source, stmt: ast.AST) -> list[Mutation]:
+    out: list[Mutation] = []
+    for op in (guard, exception_types, defaults, condition_constant):
+        out += op(src, stmt)
+    return out
+
+
+def _fallbacks(src: Source, stmt: ast.AST, func: ast.AST) -> list[str]:
+    """Plausible values to return early from `func`, most plausible first."""
+    if any(isinstance(n, ast.Yield | ast.YieldFrom) for n in ast.walk(func)):
+        return [""]
+    values: list[str] = []
+    returned = stmt.value if isinstance(stmt, ast.Return) else None
+    if returned is not None and any(
+        isinstance(n, ast.BinOp) and isinstance(n.op, ast.Div) for n in ast.walk(returned)
+    ):
+        values += ["0.0", "0"]
+    if isinstance(returned, ast.List | ast.ListComp) or (
+        isinstance(returned, ast.Call) and getattr(returned.func, "id", "") in ("list", "sorted")
+    ):
+        values.append("[]")
+    if isinstance(returned, ast.Dict | ast.DictComp):
+        values.append("{}")
+    if isinstance(returned, ast.JoinedStr) or (
+        isinstance(returned, ast.Call) and getattr(returned.func, "attr", "") in ("join", "format")
+    ):
+        values.append('""')
+    for r in ast.walk(func):
+        if isinstance(r, ast.Return) and isinstance(r.value, ast.Constant) and r.value.value is not None:
+            values.append(repr(type(r.value.value)()))
+    values += ["None", "0"]
+    return list(dict.fromkeys(values))[:3]
+
+
+def guard(src: Source, stmt: ast.AST) -> Iterator[Mutation]:
+    """A missing empty/None check: `if not x: return <value>` before a statement that needs x."""
+    func = src.function_of(stmt)
+    if (
+        func is None
+        or not isinstance(stmt, ast.stmt)
+        or isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+    ):
+        return
+    line = src.lines[stmt.lineno - 1]
+    indent = line[: len(line) - len(line.lstrip())]
+    if src.offset(stmt.lineno, stmt.col_offset) != src.starts[stmt.lineno - 1] + len(indent):
+        return  # not the first statement on its line
+    _, exprs = header(stmt)
+    checks: dict[str, tuple[str, float]] = {}
+    for root in exprs:
+        for n in ast.walk(root):
+            parent = src.parent.get(n)
+            if (
+                isinstance(n, ast.Call)
+                and getattr(n.func, "id", "") == "len"
+                and n.args
+                and isinstance(n.args[0], ast.Name)
+            ):
+                divisor = (
+                    isinstance(parent, ast.BinOp)
+                    and parent.right is n
+                    and isinstance(parent.op, ast.Div | ast.FloorDiv | ast.Mod)
+                )
+                checks.setdefault(n.args[0].id, ("not", 0.6 if divisor else 0.35))
+            elif (
+                isinstance(n, ast.Name)
+                and isinstance(parent, ast.BinOp)
+                and parent.right is n
+                and isinstance(parent.op, ast.Div | ast.FloorDiv | ast.Mod)
+            ):
+                checks.setdefault(n.id, ("not", 0.45))
+            elif (
+                isinstance(n, ast.Subscript) and isinstance(n.value, ast.Name) and isinstance(n.ctx, ast.Load)
+            ):
+                checks.setdefault(n.value.id, ("not", 0.35))
+            elif (
+                isinstance(n, ast.Attribute)
+                and isinstance(n.value, ast.Name)
+                and n.value.id not in ("self", "cls")
+            ):
+                checks.setdefault(n.value.id, ("none", 0.3))
+    if isinstance(stmt, ast.For | ast.AsyncFor) and isinstance(stmt.iter, ast.Name):
+        checks.setdefault(stmt.iter.id, ("none", 0.3))
+    at = src.starts[stmt.lineno - 1]
+    for name, (kind, prior) in checks.items():
+        if name not in _locals(func):
+            continue  # a module-level name (a function, a constant) is not what a guard checks
+        cond = f"not {name}" if kind == "not" else f"{name} is None"
+        for rank, value in enumerate(_fallbacks(src, stmt, func)):
+            ret = f"return {value}".rstrip()
+            text = f"{indent}if {cond}:\n{indent}    {ret}\n"
+            yield Mutation("guard", f"`if {cond}: {ret}`", prior * (1 - 0.2 * rank), (Edit(at, at, text),))
+
+
+def _locals(func: ast.AST) -> set[str]:
+    """Parameters and assigned names (comprehension variables are not bound outside their comprehension)."""
+    names = {a.arg for a in ast.walk(func) if isinstance(a, ast.arg)}
+    for s in ast.walk(func):
+        if isinstance(s, ast.Assign):
+            targets = s.targets
+        elif isinstance(s, ast.AugAssign | ast.AnnAssign | ast.For | ast.AsyncFor | ast.NamedExpr):
+            targets = [s.target]
+        elif isinstance(s, ast.With | ast.AsyncWith):
+            targets = [i.optional_vars for i in s.items if i.optional_vars]
+        else:
+            continue
+        names |= {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+    return names
+
+
+def exception_types(src: Source, stmt: ast.AST) -> Iterator[Mutation]:
+    if not isinstance(stmt, ast.ExceptHandler) or stmt.type is None:
+        return
+    elts = stmt.type.elts if isinstance(stmt.type, ast.Tuple) else [stmt.type]
+    names = {e.id for e in elts if isinstance(e, ast.Name)}
+    if len(names) != len(elts):
+        return
+    for exc in EXCEPTIONS:
+        if exc in names:
+            continue
+        prior = 0.5 if exc in LOOKUP and names & LOOKUP else 0.35
+        if isinstance(stmt.type, ast.Tuple):
+            end = src.span(elts[-1])[1]
+            edits: tuple[Edit, ...] = (Edit(end, end, f", {exc}"),)
+        else:
+            edits = src.replace(stmt.type, f"({src.seg(stmt.type)}, {exc})")
+        yield Mutation("except", f"also catch {exc}", prior, edits)
+
+
+def defaults(src: Source, stmt: ast.AST) -> Iterator[Mutation]:
+    if not isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef):
+        return
+    for d in stmt.args.defaults + [d for d in stmt.args.kw_defaults if d is not None]:
+        value = _int_value(d)
+        if value is not None:
+            for new in (value + 1, value - 1):
+                yield Mutation("default", f"default `{value}` -> `{new}`", 0.4, src.replace(d, str(new)))
+        elif isinstance(d, ast.Constant) and isinstance(d.value, bool):
+            yield Mutation(
+                "default", f"default `{d.value}` -> `{not d.value}`", 0.45, src.replace(d, str(not d.value))
+            )
+        elif not (isinstance(d, ast.Constant) and d.value is None):
+            yield Mutation("default", f"default `{src.seg(d)}` -> `None`", 0.2, src.replace(d, "None"))
+
+
+def condition_constant(src: Source, stmt: ast.AST) -> Iterator[Mutation]:
+    """A condition that should not be there at all (or should always hold)."""
+    if isinstance(stmt, ast.If | ast.While) and not isinstance(stmt.test, ast.Constant):
+        for value in ("True", "False") if isinstance(stmt, ast.If) else ("False",):
+            yield Mutation(
+                "drop-condition", f"`{src.seg(stmt.test)}` -> `{value}`", 0.15, src.replace(stmt.test, value)
+            )
