@@ -38,7 +38,8 @@ class _Graph:
     by_name: dict[str, list[int]]  # name -> hubs in every family
     definers: list[list[int]]
     homes: list[list[int]]  # the definers that really implement it: no stubs, no `x = other.x` re-exports
-    uses: list[list[tuple[int, float]]]  # file -> (identifier, sqrt of its number of uses)
+    uses: list[list[tuple[int, float]]]  # file -> (identifier, weight: sqrt(number of uses) x heuristics)
+    users: list[list[int]]  # identifier -> files that use it
 
 
 class RepoMap:
@@ -52,7 +53,7 @@ class RepoMap:
 
     def refresh(self) -> RefreshStats:
         stats = self.index.refresh()
-        if stats.parsed or stats.hashed or stats.files != len(self._graph.files if self._graph else ()):
+        if stats.parsed or stats.files != len(self._graph.files if self._graph else ()):
             self._graph = None
             self._ranks.clear()
         return stats
@@ -75,9 +76,10 @@ class RepoMap:
     def focus_from_text(self, text: str) -> tuple[list[str], list[str]]:
         """Files and identifiers of this repository mentioned in free text (an issue, a plan)."""
         graph = self._ensure()
-        files = [f for f in graph.files if f in text]
-        dotted = re.findall(r"[\w./-]+\.\w+", text)
-        files += [m for d in dotted if (m := self._match_file(d, graph)) and m not in files]
+        files: list[str] = []
+        for token in re.findall(r"[\w./-]+\.\w+", text):  # a path, or a unique tail of one
+            if (match := self._match_file(token.lstrip("./"), graph)) and match not in files:
+                files.append(match)
         idents = []
         for word in dict.fromkeys(_WORDS.findall(text)):
             if word in graph.by_name and (_code_like(word) or f"`{word}" in text or f"{word}(" in text):
@@ -127,13 +129,12 @@ class RepoMap:
     ) -> Ranking:
         focus_f = {graph.file_index[f] for f in focus_files if f in graph.file_index}
         focus_i = {h for i in focus_idents for h in graph.by_name.get(i, ())}
-        mult = [_ident_weight(name, len(d)) for name, d in zip(graph.idents, graph.definers, strict=True)]
-        for h in focus_i:
-            mult[h] *= 10
-        uses = [
-            [(h, mult[h] * c * (50 if f in focus_f else 1)) for h, c in file_uses]
-            for f, file_uses in enumerate(graph.uses)
-        ]
+        uses = graph.uses
+        if focus_f or focus_i:  # reweigh only the files the focus touches
+            uses = list(uses)
+            for f in focus_f | {f for h in focus_i for f in graph.users[h]}:
+                boost = 50 if f in focus_f else 1
+                uses[f] = [(h, w * boost * (10 if h in focus_i else 1)) for h, w in uses[f]]
         # Personalisation: mostly the focus (named files, files defining named identifiers, files whose
         # path mentions a named identifier), with a little uniform mass so unrelated files still rank.
         wanted = set(focus_f)
@@ -204,17 +205,20 @@ def _build_graph(index: RepoIndex) -> _Graph:
             if not stub and d[1] != "constant" and (not homes[h] or homes[h][-1] != f):
                 homes[h].append(f)
     homes = [home or every for home, every in zip(homes, definers, strict=True)]
-    uses = []
+    mult = [_ident_weight(name, len(d)) for (_, name), d in zip(ident_index, definers, strict=True)]
+    uses: list[list[tuple[int, float]]] = []
+    users: list[list[int]] = [[] for _ in definers]
     for f, path in enumerate(files):
         refs, fam = index.entries[path].references, families[f]
-        uses.append(
-            [(ident_index[(fam, n)], math.sqrt(c)) for n, c in refs.items() if (fam, n) in ident_index]
-        )
+        hubs = [(ident_index[(fam, n)], c) for n, c in refs.items() if (fam, n) in ident_index]
+        uses.append([(h, mult[h] * math.sqrt(c)) for h, c in hubs])
+        for h, _ in hubs:
+            users[h].append(f)
     by_name: dict[str, list[int]] = {}
     for (_, name), h in ident_index.items():
         by_name.setdefault(name, []).append(h)
     idents = [name for _, name in ident_index]
-    return _Graph(files, file_index, families, idents, ident_index, by_name, definers, homes, uses)
+    return _Graph(files, file_index, families, idents, ident_index, by_name, definers, homes, uses, users)
 
 
 def _ident_weight(name: str, n_definers: int) -> float:

@@ -38,7 +38,9 @@ class SyntaxProblem:
 
 
 def language_name(path: str | PurePath) -> str | None:
-    entry = _GRAMMARS.get(PurePath(path).suffix.lower())
+    name = str(path)  # string slicing, not PurePath: the map asks this for every file of a repository
+    dot = name.rfind(".")
+    entry = _GRAMMARS.get(name[dot:].lower()) if dot > name.rfind("/") else None
     return entry[0] if entry else None
 
 
