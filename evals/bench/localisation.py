@@ -57,7 +57,7 @@ def rank_search(rm: RepoMap, issue: str) -> list[str]:
             continue
         for path, n in hits.items():
             score[path] += min(n, 5) / 5
-    return [f for f, _ in score.most_common()]
+    return _ordered(score)
 
 
 def fuse(*rankings: list[str], k: int = 10) -> list[str]:
@@ -65,7 +65,11 @@ def fuse(*rankings: list[str], k: int = 10) -> list[str]:
     for ranking in rankings:
         for i, path in enumerate(ranking):
             score[path] += 1.0 / (k + i)
-    return [f for f, _ in score.most_common()]
+    return _ordered(score)
+
+
+def _ordered(score: Counter[str]) -> list[str]:
+    return sorted(score, key=lambda f: (-score[f], f))  # ties by path: the same order on every run
 
 
 def localise(instance: Instance, work: Path, cache_dir: Path) -> dict[str, int | None]:
