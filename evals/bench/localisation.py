@@ -6,7 +6,7 @@ For each task the buggy base is built as the evaluation harness builds it, and f
 the problem statement alone (the gold patch is only read to score the ranking):
 
 - map: personalised PageRank toward the files and identifiers the issue mentions (tools/repo_map);
-- search: files defining the mentioned identifiers, then git grep hits of them (tools/search);
+- search: files defining the mentioned identifiers, then source files with git grep hits of them;
 - both: reciprocal-rank fusion of the two lists.
 
 Prints recall@1/3/5 per method: the share of tasks whose gold file is among the first k files.
@@ -56,7 +56,8 @@ def rank_search(rm: RepoMap, issue: str) -> list[str]:
         except SearchError:
             continue
         for path, n in hits.items():
-            score[path] += min(n, 5) / 5
+            if path in rm.index.entries:  # source files only: README and PKG-INFO mention names too
+                score[path] += min(n, 5) / 5
     return _ordered(score)
 
 
