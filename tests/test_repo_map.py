@@ -260,3 +260,10 @@ def test_worktrees_of_one_repository_share_the_cache(repo, tmp_path):
     stats = other.refresh()
     assert (stats.parsed, stats.hashed) == (0, len(SOURCES))  # same content: hashed, never parsed
     assert other.cache_file == RepoIndex(repo, cache).cache_file
+
+
+def test_token_counts_are_offline_and_exact():
+    from tools.tokens import approx_tokens, exact
+
+    assert exact() and count_tokens("hello world") == 2
+    assert approx_tokens("def f(x):\n    return x\n") == approx_tokens("def f(x):\n    return x\n") > 0
