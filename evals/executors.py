@@ -33,6 +33,15 @@ class Done:
 
 
 Message = Event | Done
+# Imported once in the fork server, not in every instance's process.
+PRELOAD = [
+    "evals.worker",
+    "evals.environment",
+    "agent.run",
+    "agent.policies.llm",
+    "agent.critic",
+    "langgraph.checkpoint.sqlite",
+]
 
 
 class Executor(Protocol):
@@ -99,7 +108,10 @@ class LocalExecutor:
     def __init__(self) -> None:
         # forkserver: fast starts (modules imported once) without forking the parent's threads.
         self._ctx = mp.get_context("forkserver")
-        self._ctx.set_forkserver_preload(["evals.worker", "agent.run"])
+        self._ctx.set_forkserver_preload(PRELOAD)
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
         self._procs: dict[str, _Proc] = {}
 
     def start(self, slot: int, item: WorkItem) -> None:

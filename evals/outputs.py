@@ -115,8 +115,10 @@ class BatchOutputs:
         return summary
 
     def write_shared(self) -> None:
-        write_json(self.out / PREDS, self.preds)
-        write_atomic(self.out / ALL_PREDS, "".join(json.dumps(p) + "\n" for p in self.preds.values()))
+        # Sorted: the same batch gives the same bytes whatever order instances finished in.
+        preds = dict(sorted(self.preds.items()))
+        write_json(self.out / PREDS, preds)
+        write_atomic(self.out / ALL_PREDS, "".join(json.dumps(p) + "\n" for p in preds.values()))
         by_status: dict[str, list[str]] = {}
         for iid, status in sorted(self.statuses.items()):
             by_status.setdefault(status, []).append(iid)

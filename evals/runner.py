@@ -17,17 +17,19 @@ import time
 from collections import deque
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
-from agent.budget import Limits
 from agent.models.base import ConfigError
-from agent.run import RunConfig
 from evals.dataset import Instance, load_dataset
 from evals.executors import Done, Event, Executor, make_executor
 from evals.harness import DEFAULT_TEST_CMD
 from evals.outputs import BatchOutputs, instance_dir, model_name_or_path
 from evals.worker import EnvSpec, VisibleTests, WorkItem
+
+if TYPE_CHECKING:
+    from agent.run import RunConfig
 
 VISIBLE_LABEL = "visible-tests"
 SHUFFLE_SEED = 42  # the order SWE-agent and mini-swe-agent users get from --shuffle
@@ -56,6 +58,9 @@ class BatchOptions:
     redo_existing: bool = False
 
     def run_config(self) -> RunConfig:
+        from agent.budget import Limits
+        from agent.run import RunConfig  # heavy (the search graph): imported while workers start
+
         limits = Limits(cost_limit=self.cost_limit, max_nodes=self.max_nodes)
         return RunConfig(
             model=self.model, base_url=self.base_url, search=self.search, limits=limits,
@@ -177,29 +182,38 @@ def run_batch(opts: BatchOptions, console: Console | None = None) -> BatchResult
     console = console or Console(stderr=True)
     instances, problems = load_dataset(opts.dataset)
     for p in problems:
-        console.print(f"[yellow]skipped[/] {p}")
+        console.print(f"[yellow]skipped[/] {_escape(p)}", soft_wrap=True)
     if not instances:
         raise ConfigError(f"no valid instances in {opts.dataset}")
     selected = select_instances(instances, opts.instance_ids, opts.slice, opts.filter, opts.shuffle)
     if not selected:
         raise ConfigError("the selection (-i/--slice/--filter) matches no instance")
-    config = opts.run_config()
-    preflight(opts, config)
     out = opts.output.resolve()
-    out.mkdir(parents=True, exist_ok=True)
     state = BatchOutputs.load(out)
     todo = [i for i in selected if opts.redo_existing or not state.finished(i.instance_id)]
+    # A local pool starts first: its modules load in the fork server while the parent loads its own.
+    early = todo and opts.executor == "local"
+    executor = make_executor(opts.executor, opts.workers, opts.address) if early else None
+    try:
+        config = opts.run_config()
+        preflight(opts, config)
+    except BaseException:
+        if executor is not None:
+            executor.close()
+        raise
+    if todo and executor is None:
+        executor = make_executor(opts.executor, opts.workers, opts.address)
+    out.mkdir(parents=True, exist_ok=True)
+    state.write_shared()  # valid (maybe empty) outputs from the start, whatever happens next
     skipped = len(selected) - len(todo)
     if skipped:
-        console.print(
-            f"{skipped} instance(s) already finished in {out}: skipped (--redo-existing redoes them)"
-        )
+        msg = f"{skipped} instance(s) already finished in {out}: skipped (--redo-existing redoes them)"
+        console.print(msg, soft_wrap=True, markup=False)
     if opts.visible_tests:
         console.print(
             "[yellow]visible tests[/]: the agent sees each instance's FAIL_TO_PASS tests (not a standard setting)"
         )
     items = deque(build_item(i, opts, config) for i in todo)
-    executor = make_executor(opts.executor, opts.workers, opts.address) if items else None
     loop = _Loop(opts, state, console, executor, items, len(selected), skipped, selected)
     try:
         loop.run()
@@ -287,10 +301,10 @@ class _Loop:
         self.free.sort()
         cost = float(summary["usage"].get("cost", 0.0))
         display.finished(msg.slot, msg.result.exit_status, cost)
-        line = f"{msg.instance_id}: {msg.result.exit_status}  ${cost:.4f}  {msg.result.wall_time:.1f}s"
+        line = f"{_escape(msg.instance_id)}: {_escape(msg.result.exit_status)}  ${cost:.4f}  {msg.result.wall_time:.1f}s"
         if msg.result.error:
             line += f"  [red]{_escape(msg.result.error.splitlines()[0][:200])}[/]"
-        display.console.print(line)
+        display.console.print(line, soft_wrap=True)
 
     def _global_limit_hit(self, display) -> bool:  # type: ignore[no-untyped-def]
         limit = self.opts.global_cost_limit
@@ -344,8 +358,10 @@ def _print_end(
     if opts.repos_dir:
         cmd += ["--repos-dir", str(opts.repos_dir)]
     cmd += ["-o", str(out / "eval")]
-    console.print(f"predictions: {out / 'preds.json'}\ngrade them with:\n  {shlex.join(cmd)}")
-    console.print(f"report: treefix swebench report {shlex.quote(str(out))}")
+    # soft_wrap: commands and paths stay on one line, so they can be copied
+    console.print(f"predictions: {out / 'preds.json'}", soft_wrap=True, markup=False)
+    console.print(f"grade them with:\n  {shlex.join(cmd)}", soft_wrap=True, markup=False, highlight=False)
+    console.print(f"report: treefix swebench report {shlex.quote(str(out))}", soft_wrap=True, markup=False)
 
 
 def _escape(text: str) -> str:

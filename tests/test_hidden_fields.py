@@ -1,0 +1,130 @@
+"""The agent never sees an instance's hidden fields (test_patch, patch, FAIL_TO_PASS, PASS_TO_PASS,
+hints_text). Every hidden value in the test dataset carries HIDDEN_MARK; the control cases
+(--visible-tests) show the same checks do find it when it is there."""
+
+import json
+import pickle
+import subprocess
+from pathlib import Path
+
+import pytest
+from batchdata import BUGS, HIDDEN_MARK, TEST_CMD, shared_batch_data, treefix
+
+import agent.run
+from agent.models.replay import ReplayModel
+from evals.dataset import HIDDEN_FIELDS, load_dataset
+from evals.runner import BatchOptions, build_item
+from evals.worker import solve
+
+
+@pytest.fixture(scope="session")
+def data(tmp_path_factory):
+    return shared_batch_data(tmp_path_factory)
+
+
+def _opts(data, out, **kw) -> BatchOptions:
+    return BatchOptions(dataset=data.dataset, output=out, model=f"replay:{data.cassettes}", cache_dir=data.cache,
+                        cost_limit=0, max_nodes=6, **kw)  # fmt: skip
+
+
+def _hidden_values(inst, all_p2p: bool = True) -> list[str]:
+    # PASS_TO_PASS also names the repository's own public tests, which the agent runs by itself;
+    # only the list is hidden. Outside the worker input, grep for the hidden test's name.
+    p2p = inst.PASS_TO_PASS if all_p2p else [t for t in inst.PASS_TO_PASS if HIDDEN_MARK in t]
+    values = [HIDDEN_MARK, inst.test_patch, inst.patch, inst.hints_text, *inst.FAIL_TO_PASS, *p2p]
+    assert all(getattr(inst, f) for f in HIDDEN_FIELDS) and len(p2p) >= 1  # every hidden field is there
+    return values
+
+
+def test_the_worker_input_holds_no_hidden_field(data, tmp_path):
+    insts, _ = load_dataset(data.dataset)
+    for inst in insts:
+        item = build_item(inst, _opts(data, tmp_path), _opts(data, tmp_path).run_config())
+        sent = pickle.dumps(item)  # exactly what the executor ships to the worker process
+        for value in _hidden_values(inst):
+            assert value.encode() not in sent, value[:80]
+        assert item.task.test_cmd == TEST_CMD and item.visible is None
+        visible = pickle.dumps(
+            build_item(inst, _opts(data, tmp_path, visible_tests=True), _opts(data, tmp_path).run_config())
+        )
+        assert HIDDEN_MARK.encode() in visible  # control: the opt-in does ship them
+
+
+class _Spy:
+    """Wraps the replay model and keeps every message the agent sends."""
+
+    def __init__(self, inner: ReplayModel, seen: list[str]):
+        self.inner, self.name, self.seen = inner, inner.name, seen
+
+    def price(self):
+        return self.inner.price()
+
+    def complete(self, messages, tools=None, **params):
+        self.seen += [m.content for m in messages] + [json.dumps([t.__dict__ for t in tools or []])]
+        return self.inner.complete(messages, tools, **params)
+
+
+def _run_spied(data, tmp_path, monkeypatch, visible: bool):
+    seen: list[str] = []
+    captured: dict = {}
+    real_load, real_run_fix = agent.run.load_model, agent.run.run_fix
+
+    def load_model(spec, **kw):
+        return _Spy(real_load(spec, **kw), seen)
+
+    def run_fix(task, config, run_dir=None, on_event=None, ledger=None):
+        # What the agent can read: every file of its repository and all of its git history.
+        files = "\n".join(
+            p.read_text(errors="replace")
+            for p in task.repo.rglob("*")
+            if p.is_file() and ".git" not in p.parts
+        )
+        git = lambda *a: subprocess.run(["git", *a], cwd=task.repo, capture_output=True, text=True).stdout  # noqa: E731
+        history = git("log", "-p", "--all")
+        captured.update(
+            task=task, files=files, history=history, commits=int(git("rev-list", "--all", "--count"))
+        )
+        return real_run_fix(task, config, run_dir, on_event, ledger)
+
+    monkeypatch.setattr(agent.run, "load_model", load_model)
+    monkeypatch.setattr(agent.run, "run_fix", run_fix)
+    insts, _ = load_dataset(data.dataset)
+    inst = insts[0]
+    opts = _opts(data, tmp_path / ("visible" if visible else "hidden"), visible_tests=visible)
+    item = build_item(inst, opts, opts.run_config())
+    result = solve(item)
+    assert result.exit_status == "verified", result.error
+    run_dir = Path(item.run_dir)
+    stored = b"".join(p.read_bytes() for p in run_dir.rglob("*") if p.is_file())
+    task = captured["task"]
+    agent_saw = "\n".join([*seen, captured["files"], captured["history"], json.dumps(task.to_dict())])
+    assert captured["commits"] == 1  # no history: a pristine commit would show the injected bug
+    return inst, result, agent_saw, stored
+
+
+def test_the_agent_sees_no_hidden_field(data, tmp_path, monkeypatch):
+    inst, result, agent_saw, stored = _run_spied(data, tmp_path, monkeypatch, visible=False)
+    assert inst.problem_statement in agent_saw  # the spy did capture the prompts
+    for value in _hidden_values(inst, all_p2p=False):
+        assert value not in agent_saw, value[:80]
+        assert value.encode() not in stored, value[:80]  # run.sqlite, tree.json, summary.json, patch.diff
+    assert result.summary["label"] == ""
+
+
+def test_visible_tests_is_an_explicit_opt_in_recorded_in_outputs(data, tmp_path, monkeypatch):
+    inst, result, agent_saw, _ = _run_spied(data, tmp_path, monkeypatch, visible=True)
+    assert HIDDEN_MARK in agent_saw  # control: the same check finds the hidden tests when given
+    assert inst.FAIL_TO_PASS[0] in agent_saw  # its test command runs them
+    assert inst.patch not in agent_saw and inst.hints_text not in agent_saw  # never the gold patch or hints
+    assert result.summary["label"] == "visible-tests"
+    assert HIDDEN_MARK not in result.patch  # edits to the hidden test files are dropped from the prediction
+    assert _opts(data, tmp_path, visible_tests=True).model_name == "treefix__replay-cassettes__visible-tests"
+
+
+def test_a_real_batch_writes_no_hidden_field(data, tmp_path):
+    out = tmp_path / "out"
+    res = treefix("swebench", "run", *data.run_args(out, "-i", next(iter(BUGS))))
+    assert res.returncode == 0, res.stderr
+    for p in out.rglob("*"):
+        if p.is_file():
+            assert HIDDEN_MARK.encode() not in p.read_bytes(), p

@@ -1,0 +1,59 @@
+import json
+
+from typer.testing import CliRunner
+
+from evals.cli import app
+from evals.outputs import BatchOutputs
+from evals.worker import WorkResult
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def _run(out, costs: dict[str, float], label: str = "") -> None:
+    """A batch folder as the runner writes it, with made-up spend."""
+    state = BatchOutputs(out)
+    for n, (iid, cost) in enumerate(costs.items()):
+        status = "verified" if n % 2 == 0 else "limit:cost"
+        usage = {"cost": cost, "tokens": 1000 * (n + 1), "turns": 3 + n, "elapsed": 1.0}
+        result = WorkResult(
+            iid, status, 0, f"diff {iid}", {"usage": usage, "label": label}, wall_time=10.0 * (n + 1)
+        )
+        state.record(
+            result, "treefix__test" + (f"__{label}" if label else ""), {"visible_tests": bool(label)}
+        )
+
+
+def test_report_compares_runs_side_by_side(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    _run(a, {"x-1": 0.10, "x-2": 0.30, "x-3": 0.20})
+    _run(b, {"x-1": 1.00, "x-2": 0.50}, label="visible-tests")
+    (a / "eval" / "r1").mkdir(parents=True)
+    (a / "eval" / "r1" / "report.json").write_text(json.dumps({"resolved_ids": ["x-1", "x-3"]}))
+    ev_b = tmp_path / "b.json"
+    ev_b.write_text(json.dumps({"resolved_ids": ["x-2"]}))
+    res = CliRunner().invoke(app, ["report", str(a), str(b), "--eval", str(a / "eval/r1/report.json"),
+                                   "--eval", str(ev_b), "-o", str(tmp_path / "rep")])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert (tmp_path / "rep" / "cost_hist.png").read_bytes().startswith(PNG)
+    assert "| resolved | 2/3 (66.7%) | 1/2 (50.0%) |" in md
+    assert "| cost / instance (mean, median) | $0.2000, $0.2000 | $0.7500, $0.7500 |" in md
+    assert "| visible tests | no (hidden) | yes (opt-in) |" in md
+    assert "| exit statuses | limit:cost: 1, verified: 2 | limit:cost: 1, verified: 1 |" in md
+    assert "| tokens / instance (mean, median) | 2,000, 2,000 | 1,500, 1,500 |" in md
+    assert "| wall time / instance (mean, median) | 20.0s, 20.0s | 15.0s, 15.0s |" in md
+    assert "| x-3 | verified resolved $0.2000 30.0s | - |" in md
+    assert "![cost per instance](cost_hist.png)" in md
+
+
+def test_report_of_one_run_finds_its_eval_and_writes_next_to_it(tmp_path):
+    _run(tmp_path / "a", {"x-1": 0.0})
+    res = CliRunner().invoke(app, ["report", str(tmp_path / "a")])
+    assert res.exit_code == 0, res.output
+    md = (tmp_path / "a" / "report.md").read_text()
+    assert "| resolved | not graded |" in md and (tmp_path / "a" / "cost_hist.png").is_file()
+
+
+def test_report_on_a_folder_without_predictions_is_one_message(tmp_path):
+    res = CliRunner().invoke(app, ["report", str(tmp_path)])
+    assert res.exit_code == 2 and "preds.json; give a folder" in " ".join(res.output.split())

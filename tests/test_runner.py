@@ -1,0 +1,159 @@
+import io
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from batchdata import BROKEN, BUGS, read_preds, shared_batch_data, treefix
+from rich.console import Console
+from typer.testing import CliRunner
+
+from agent.ledger import GlobalLimits, SqliteLedger
+from agent.models.base import ConfigError
+from evals.cli import app
+from evals.dataset import load_dataset
+from evals.outputs import model_name_or_path
+from evals.runner import BatchOptions, parse_slice, run_batch, select_instances
+
+ALL = [*BUGS, BROKEN]
+
+
+@pytest.fixture(scope="session")
+def data(tmp_path_factory):
+    return shared_batch_data(tmp_path_factory)
+
+
+def test_selection_shuffles_then_filters_then_slices(data):
+    insts, _ = load_dataset(data.dataset)
+    ids = lambda xs: [i.instance_id for i in xs]  # noqa: E731
+    assert ids(select_instances(insts, [], "1:3", None, False)) == ["mathx-2", "mathx-3"]
+    assert ids(select_instances(insts, [], None, r"mathx-[13]", False)) == ["mathx-1", "mathx-3"]
+    assert ids(select_instances(insts, ["mathx-3", "mathx-1"], None, None, False)) == ["mathx-1", "mathx-3"]
+    shuffled = ids(select_instances(insts, [], None, None, True))
+    assert sorted(shuffled) == sorted(ALL) and shuffled == ids(select_instances(insts, [], None, None, True))
+    assert ids(select_instances(insts, [], ":1", None, True)) == shuffled[:1]
+    with pytest.raises(ConfigError, match="unknown instance"):
+        select_instances(insts, ["nope"], None, None, False)
+    with pytest.raises(ConfigError, match="--slice"):
+        parse_slice("a:b")
+
+
+def test_model_name_or_path_is_a_safe_folder_name():
+    assert model_name_or_path("offline", "visible-tests") == "treefix__offline__visible-tests"
+    assert model_name_or_path("openai/gpt-4o") == "treefix__openai--gpt-4o"
+    assert model_name_or_path("replay:/x/y/cass.jsonl") == "treefix__replay-cass"
+
+
+def _wait_for_preds(out: Path, proc: subprocess.Popen, n: int, timeout: float = 30) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            preds = read_preds(out)
+            if len(preds) >= n:
+                return preds
+        except (OSError, ValueError):
+            pass
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        time.sleep(0.01)
+    raise AssertionError(f"no {n} predictions in {timeout}s")
+
+
+def _popen(args: list[str]) -> subprocess.Popen:
+    cmd = [sys.executable, "-c", "from agent.cli import main; main()", *args]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_batch_writes_every_file_and_resumes_after_sigkill(data, tmp_path):
+    out = tmp_path / "out"
+    args = ["swebench", "run", *data.run_args(out, "-w", "1")]
+    proc = _popen(args)
+    first = _wait_for_preds(out, proc, 1)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    time.sleep(0.3)  # a worker left running would write into out/ now
+    before = read_preds(out)
+    assert 1 <= len(before) < len(ALL), "the runner finished before it could be killed"
+    done_first = next(iter(first))
+    run_id = json.loads((out / done_first / "summary.json").read_text())["run_id"]
+
+    res = treefix(*args, "-w", "2")
+    assert res.returncode == 0, res.stderr
+    assert f"{len(before)} instance(s) already finished" in res.stderr
+    assert "treefix swebench eval --dataset" in res.stderr and str(out / "preds.json") in res.stderr
+    preds = read_preds(out)
+    assert sorted(preds) == sorted(ALL)
+    assert (
+        json.loads((out / done_first / "summary.json").read_text())["run_id"] == run_id
+    )  # skipped, not redone
+    for iid in BUGS:
+        p = preds[iid]
+        assert p["model_name_or_path"] == "treefix__replay-cassettes" and p["instance_id"] == iid
+        assert p["model_patch"].startswith("diff --git a/mathx/core.py")
+        assert json.loads((out / iid / f"{iid}.tree.json").read_text())["format"] == "treefix.tree/1"
+        summary = json.loads((out / iid / "summary.json").read_text())
+        assert summary["exit_status"] == "verified" and summary["visible_tests"] is False
+    jsonl = [json.loads(line) for line in (out / "all_preds.jsonl").read_text().splitlines()]
+    assert {p["instance_id"]: p for p in jsonl} == preds
+    statuses = yaml.safe_load((out / "exit_statuses.yaml").read_text())["instances_by_exit_status"]
+    assert statuses == {"verified": sorted(BUGS), "error:EnvError": [BROKEN]}
+    assert "bug_patch does not apply" in json.loads((out / BROKEN / "summary.json").read_text())["error"]
+    assert not list(out.rglob(".*.tmp"))
+
+    # Again: the errored one is retried; --redo-existing redoes a finished one.
+    opts = BatchOptions(dataset=data.dataset, output=out, model=f"replay:{data.cassettes}", cache_dir=data.cache,
+                        cost_limit=0, max_nodes=6, instance_ids=["mathx-1", BROKEN], redo_existing=True, workers=2)  # fmt: skip
+    assert run_batch(opts, Console(file=io.StringIO())).ran == 2
+    log = (out / "run_batch.log").read_text()
+    assert log.count(f"\t{BROKEN}\t") == 2
+    assert (
+        json.loads((out / done_first / "summary.json").read_text())["run_id"] != run_id
+        or done_first != "mathx-1"
+    )
+    assert read_preds(out) == preds  # replays are deterministic
+
+
+def test_first_ctrl_c_finishes_running_and_starts_nothing_new(data, tmp_path):
+    out = tmp_path / "out"
+    proc = _popen(["swebench", "run", *data.run_args(out, "-w", "1")])
+    _wait_for_preds(out, proc, 1)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    n = len(read_preds(out))
+    assert n < len(ALL) and "run the same command again" in err
+    summaries = [json.loads(p.read_text()) for p in out.glob("*/summary.json")]
+    assert len(summaries) == n  # the running one finished and was recorded; nothing else started
+
+
+def test_global_cost_limit_stops_new_starts(data, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    SqliteLedger(out / "ledger.sqlite", GlobalLimits(cost=1.0)).settle((0, 0, 0), (1.5, 100, 1))
+    opts = BatchOptions(dataset=data.dataset, output=out, model=f"replay:{data.cassettes}", cache_dir=data.cache,
+                        global_cost_limit=1.0, cost_limit=0)  # fmt: skip
+    buf = io.StringIO()
+    result = run_batch(opts, Console(file=buf, width=200))
+    assert result.ran == 0 and "global cost limit $1.00 reached" in buf.getvalue()
+    assert read_preds(out) == {}
+
+
+def test_bad_input_is_one_message_and_exit_2(data, tmp_path):
+    def run(*args: str):
+        res = CliRunner().invoke(app, ["run", *args])
+        return res.exit_code, " ".join(res.output.split())
+
+    code, err = run("--dataset", str(tmp_path / "none.jsonl"), "-o", str(tmp_path / "o"))
+    assert code == 2 and "dataset not found" in err and "Traceback" not in err
+    assert run(*data.run_args(tmp_path / "o", "--slice", "9:")) == (
+        2,
+        "error: the selection (-i/--slice/--filter) matches no instance",
+    )
+    code, err = run(*data.run_args(tmp_path / "o", "-m", "replay:/no/such.jsonl"))
+    assert code == 2 and "cassette not found" in err
+    code, err = run(*data.run_args(tmp_path / "o", "--executor", "slurm"))
+    assert code == 2 and "unknown executor" in err
+    assert not (tmp_path / "o").exists()  # nothing written on bad input
