@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import builtins
 import re
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -56,7 +57,7 @@ ANTONYMS = [("min", "max"), ("smallest", "largest"), ("start", "end"), ("first",
             ("lstrip", "rstrip"), ("ljust", "rjust"), ("startswith", "endswith"), ("any", "all"),
             ("floor", "ceil"), ("left", "right"), ("head", "tail"), ("prefix", "suffix"), ("before", "after"),
             ("prev", "next"), ("begin", "end"), ("asc", "desc"), ("increment", "decrement"), ("push", "pop"),
-            ("appendleft", "append"), ("popleft", "pop"), ("keys", "values"), ("union", "intersection")]  # fmt: skip
+            ("lo", "hi"), ("low", "high"), ("appendleft", "append"), ("popleft", "pop"), ("keys", "values"), ("union", "intersection")]  # fmt: skip
 ANTONYM = {a: b for pair in ANTONYMS for a, b in (pair, pair[::-1])}
 KNOWN_ATTR_SWAPS = {"nsmallest", "nlargest", "startswith", "endswith", "lstrip", "rstrip", "ljust", "rjust",
                     "lower", "upper", "appendleft", "popleft", "keys", "values", "start", "end", "min", "max",
@@ -195,10 +196,12 @@ def mutations(text: str, line: int) -> list[Mutation]:
 
 
 def compiles(text: str) -> bool:
-    try:
-        compile(text, "<mutant>", "exec", dont_inherit=True)
-    except (SyntaxError, ValueError):
-        return False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a mutant's SyntaxWarnings are not the user's business
+        try:
+            compile(text, "<mutant>", "exec", dont_inherit=True)
+        except (SyntaxError, ValueError):
+            return False
     return True
 
 
@@ -208,7 +211,7 @@ def compiles(text: str) -> bool:
 def expression_mutations(src: Source, node: ast.AST) -> list[Mutation]:
     out: list[Mutation] = []
     for op in (compare_swap, boolean, negation, constant, plus_minus_one, arithmetic, antonym,
-               swapped_args, drop_slice, regex_anchor, absolute):  # fmt: skip
+               swapped_args, drop_slice, regex_anchor, absolute, returned_name):  # fmt: skip
         out += op(src, node)
     return out
 
@@ -239,7 +242,12 @@ def compare_swap(src: Source, node: ast.AST) -> Iterator[Mutation]:
         if tok is None:
             continue
         a, b, old = tok
+        literal = any(
+            isinstance(o, ast.Constant) and o.value not in (None, True, False) for o in operands[i : i + 2]
+        )
         for new, prior in CMP_SWAPS.get(CMP_TEXT[type(op)], []):
+            if literal and new in ("is", "is not"):
+                continue  # identity with a literal is never the fix (and a SyntaxWarning)
             yield Mutation("compare", f"`{old}` -> `{new}`", prior, (Edit(a, b, _padded(src, a, b, new)),))
 
 
@@ -470,6 +478,22 @@ def absolute(src: Source, node: ast.AST) -> Iterator[Mutation]:
             )
 
 
+def returned_name(src: Source, node: ast.AST) -> Iterator[Mutation]:
+    """Variable misuse in a return: `return lo` where another parameter was meant."""
+    parent = src.parent.get(node)
+    if (
+        not (isinstance(node, ast.Name) and isinstance(parent, ast.Return))
+        or (func := src.function_of(node)) is None
+    ):
+        return
+    params = [a.arg for a in func.args.posonlyargs + func.args.args + func.args.kwonlyargs]
+    for other in params:
+        if other != node.id and other not in ("self", "cls") and _swap_word(node.id) != other:
+            yield Mutation(
+                "variable", f"return `{other}` instead of `{node.id}`", 0.3, src.replace(node, other)
+            )
+
+
 # --- what: operators on statements --------------------------------------------------------------
 
 
@@ -603,18 +627,11 @@ def exception_types(src: Source, stmt: ast.AST) -> Iterator[Mutation]:
 
 
 def defaults(src: Source, stmt: ast.AST) -> Iterator[Mutation]:
+    """A wrong default value. Number and bool defaults are header constants, mutated by `constant`."""
     if not isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef):
         return
     for d in stmt.args.defaults + [d for d in stmt.args.kw_defaults if d is not None]:
-        value = _int_value(d)
-        if value is not None:
-            for new in (value + 1, value - 1):
-                yield Mutation("default", f"default `{value}` -> `{new}`", 0.4, src.replace(d, str(new)))
-        elif isinstance(d, ast.Constant) and isinstance(d.value, bool):
-            yield Mutation(
-                "default", f"default `{d.value}` -> `{not d.value}`", 0.45, src.replace(d, str(not d.value))
-            )
-        elif not (isinstance(d, ast.Constant) and d.value is None):
+        if not isinstance(d, ast.Constant) or isinstance(d.value, str | bytes):
             yield Mutation("default", f"default `{src.seg(d)}` -> `None`", 0.2, src.replace(d, "None"))
 
 
