@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from agent.budget import BudgetExceeded
 from agent.models.base import ModelError
 from agent.policies.base import Candidate, NoCandidate, Policy, SearchContext
 from agent.select import CHILD_KIND
 from agent.tree import ExecResult, Node, NodeKind, NodeStatus
-from tools.edit import apply_blocks, parse_blocks
+from tools.edit import EditError, apply_blocks, parse_blocks
 
 
 def expand(ctx: SearchContext, policy: Policy, parent_id: str) -> Node | None:
@@ -45,19 +47,24 @@ def apply_candidate(ctx: SearchContext, parent: Node, candidate: Candidate) -> t
     with ctx.workspace.worktree() as wt:
         if parent.diff and (err := ctx.workspace.apply_diff(wt, parent.diff)):
             return parent.diff, ExecResult(applied=False, message=f"parent patch does not apply: {err}")
-        failure = ""
         if candidate.diff:
-            if err := ctx.workspace.apply_diff(wt, candidate.diff):
-                failure = f"patch does not apply: {err}"
+            err = ctx.workspace.apply_diff(wt, candidate.diff)
+            failure = f"patch does not apply: {err}" if err else ""
         else:
-            blocks = parse_blocks(candidate.edits)
-            if not blocks:
-                failure = "the reply holds no SEARCH/REPLACE blocks"
-            else:
-                report = apply_blocks(wt, blocks)
-                if not report.ok:
-                    failure = report.feedback()
+            failure = _apply_edits(wt, candidate.edits)
         diff = ctx.workspace.diff(wt)
     if not failure and diff == parent.diff:
         failure = "the edits changed nothing"
     return diff, (ExecResult(applied=False, message=failure) if failure else None)
+
+
+def _apply_edits(root: Path, text: str) -> str:
+    """Apply SEARCH/REPLACE blocks; "" when all applied, else feedback the model can act on."""
+    try:
+        blocks = parse_blocks(text)
+    except EditError as e:  # unreadable blocks are feedback for a repair, not a crash
+        return f"the edit blocks could not be read: {e}"
+    if not blocks:
+        return "the reply holds no SEARCH/REPLACE blocks"
+    report = apply_blocks(root, blocks)
+    return "" if report.ok else report.feedback()

@@ -168,3 +168,17 @@ def test_plans_may_look_around_with_tools_first(tmp_path, monkeypatch):
     assert "return lo" in tool_result.content  # the file as it is at base, with line numbers
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["usage"]["by_role"]["plan"]["turns"] == 2
+
+
+def test_malformed_edit_blocks_are_feedback_not_a_crash(tmp_path, monkeypatch):
+    broken = "calc/ops.py\n<<<<<<< SEARCH\n    if x > hi:\n        return lo\n"  # no ======= nor REPLACE
+    replies = {"plan": [PLAN], "code": [broken], "repair": [RIGHT]}
+
+    def respond(role, messages):
+        return critic(0.1) if role == "critic" else replies[role].pop(0)
+
+    outcome, model = run_with(tmp_path, respond, monkeypatch)
+    tree = json.loads((tmp_path / "run" / "tree.json").read_text())
+    code = next(n for n in tree["nodes"] if n["kind"] == "code")
+    assert code["exec"]["applied"] is False and "could not be read" in code["exec"]["message"]
+    assert outcome.exit_code == 0  # the repair, told why, fixed it
