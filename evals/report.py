@@ -26,6 +26,7 @@ class InstanceFigures:
     cost: float
     tokens: int
     turns: int
+    nodes: int
     wall_time: float
     resolved: bool | None  # None: not graded
 
@@ -72,7 +73,9 @@ def load_run(path: Path, eval_report: Path | None = None) -> RunFigures:
         run.visible_tests = run.visible_tests or bool(s.get("visible_tests"))
         run.instances[iid] = InstanceFigures(
             iid, state.statuses.get(iid, s.get("exit_status", "?")), float(u.get("cost", 0.0)),
-            int(u.get("tokens", 0)), int(u.get("turns", 0)), float(s.get("wall_time", u.get("elapsed", 0.0))),
+            int(u.get("tokens", 0)), int(u.get("turns", 0)),
+            sum(v for k, v in s.get("nodes", {}).items() if k != "root"),
+            float(s.get("wall_time", u.get("elapsed", 0.0))),
             None if resolved is None else iid in resolved,
         )  # fmt: skip
     return run
@@ -127,6 +130,7 @@ def markdown(runs: list[RunFigures]) -> str:
         ("cost / instance (mean, median)", [_mm(r.values("cost"), "${:.4f}") for r in runs]),
         ("tokens / instance (mean, median)", [_mm(r.values("tokens"), "{:,.0f}") for r in runs]),
         ("turns / instance (mean, median)", [_mm(r.values("turns"), "{:.1f}") for r in runs]),
+        ("tree nodes / instance (mean, median)", [_mm(r.values("nodes"), "{:.1f}") for r in runs]),
         ("wall time / instance (mean, median)", [_mm(r.values("wall_time"), "{:.1f}s") for r in runs]),
         ("wall time total", [f"{sum(r.values('wall_time')):.1f}s" for r in runs]),
         ("exit statuses", [", ".join(f"{k}: {v}" for k, v in r.statuses().items()) or "-" for r in runs]),

@@ -141,9 +141,9 @@ def build_item(inst: Instance, opts: BatchOptions, config: RunConfig) -> WorkIte
 def cache_dir(opts: BatchOptions) -> Path:
     if opts.cache_dir:
         return opts.cache_dir.resolve()
-    from platformdirs import user_cache_dir
+    from evals.commands import default_cache_dir  # shared with `swebench eval`: one venv per code
 
-    return Path(user_cache_dir("treefix")) / "evals"
+    return default_cache_dir().resolve()
 
 
 def _replay_dir(model: str) -> Path | None:

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import shutil
 import tempfile
 import time
 import traceback
 from collections.abc import Callable
+from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,14 +105,17 @@ def solve(item: WorkItem, emit: Emit | None = None) -> WorkResult:
     emit = emit or (lambda kind, data: None)
     start = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="work-", dir=_mkdir(Path(item.cache_dir) / "work")))
-    try:
-        return _solve(item, work, emit, start)
-    except Exception as e:  # one instance's failure must not take the batch down
-        return error_result(
-            item.instance_id, f"{type(e).__name__}: {e}", traceback.format_exc(), time.monotonic() - start
-        )
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    # Warnings and prints of the code under repair go to the instance's log, not over the live display.
+    log = _mkdir(Path(item.run_dir).parent) / "worker.log"
+    with log.open("w") as fh, redirect_stdout(fh), redirect_stderr(fh):
+        try:
+            return _solve(item, work, emit, start)
+        except Exception as e:  # one instance's failure must not take the batch down
+            tb = traceback.format_exc()
+            fh.write(tb)
+            return error_result(item.instance_id, f"{type(e).__name__}: {e}", tb, time.monotonic() - start)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 def _solve(item: WorkItem, work: Path, emit: Emit, start: float) -> WorkResult:
@@ -126,7 +131,8 @@ def _solve(item: WorkItem, work: Path, emit: Emit, start: float) -> WorkResult:
     repo = agent_repo(inst, work / "repo", cache, repos, item.visible)
     test_cmd = item.task.test_cmd
     if item.visible is not None:
-        test_cmd = " ".join([test_cmd or "python -m pytest -rA -p no:cacheprovider", *item.visible.tests])
+        base_cmd = test_cmd or "python -m pytest -rA -p no:cacheprovider"
+        test_cmd = " ".join([base_cmd, *map(shlex.quote, item.visible.tests)])  # ids like test_x[a-b]
     task = Task(
         repo=repo, problem_statement=item.task.problem_statement, test_cmd=test_cmd,
         task_id=item.instance_id, env=venv.env(), test_timeout=item.env.test_timeout,

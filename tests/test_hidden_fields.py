@@ -2,18 +2,20 @@
 hints_text). Every hidden value in the test dataset carries HIDDEN_MARK; the control cases
 (--visible-tests) show the same checks do find it when it is there."""
 
+import io
 import json
 import pickle
 import subprocess
 from pathlib import Path
 
 import pytest
-from batchdata import BUGS, HIDDEN_MARK, TEST_CMD, shared_batch_data, treefix
+from batchdata import BUGS, HIDDEN_MARK, TEST_CMD, shared_batch_data
+from rich.console import Console
 
 import agent.run
 from agent.models.replay import ReplayModel
 from evals.dataset import HIDDEN_FIELDS, load_dataset
-from evals.runner import BatchOptions, build_item
+from evals.runner import BatchOptions, build_item, run_batch
 from evals.worker import solve
 
 
@@ -123,8 +125,8 @@ def test_visible_tests_is_an_explicit_opt_in_recorded_in_outputs(data, tmp_path,
 
 def test_a_real_batch_writes_no_hidden_field(data, tmp_path):
     out = tmp_path / "out"
-    res = treefix("swebench", "run", *data.run_args(out, "-i", next(iter(BUGS))))
-    assert res.returncode == 0, res.stderr
+    result = run_batch(_opts(data, out, instance_ids=[next(iter(BUGS))]), Console(file=io.StringIO()))
+    assert result.tallies == {"verified": 1}
     for p in out.rglob("*"):
         if p.is_file():
             assert HIDDEN_MARK.encode() not in p.read_bytes(), p

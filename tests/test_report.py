@@ -16,7 +16,12 @@ def _run(out, costs: dict[str, float], label: str = "") -> None:
         status = "verified" if n % 2 == 0 else "limit:cost"
         usage = {"cost": cost, "tokens": 1000 * (n + 1), "turns": 3 + n, "elapsed": 1.0}
         result = WorkResult(
-            iid, status, 0, f"diff {iid}", {"usage": usage, "label": label}, wall_time=10.0 * (n + 1)
+            iid,
+            status,
+            0,
+            f"diff {iid}",
+            {"usage": usage, "label": label, "nodes": {"root": 1, "plan": 1, "code": n}},
+            wall_time=10.0 * (n + 1),
         )
         state.record(
             result, "treefix__test" + (f"__{label}" if label else ""), {"visible_tests": bool(label)}
@@ -42,6 +47,7 @@ def test_report_compares_runs_side_by_side(tmp_path):
     assert "| exit statuses | limit:cost: 1, verified: 2 | limit:cost: 1, verified: 1 |" in md
     assert "| tokens / instance (mean, median) | 2,000, 2,000 | 1,500, 1,500 |" in md
     assert "| wall time / instance (mean, median) | 20.0s, 20.0s | 15.0s, 15.0s |" in md
+    assert "| tree nodes / instance (mean, median) | 2.0, 2.0 | 1.5, 1.5 |" in md
     assert "| x-3 | verified resolved $0.2000 30.0s | - |" in md
     assert "![cost per instance](cost_hist.png)" in md
 
