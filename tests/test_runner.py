@@ -159,3 +159,21 @@ def test_bad_input_is_one_message_and_exit_2(data, tmp_path):
     code, err = run(*data.run_args(tmp_path / "o", "--executor", "slurm"))
     assert code == 2 and "unknown executor" in err
     assert not (tmp_path / "o").exists()  # nothing written on bad input
+
+
+def test_workers_share_the_global_cost_ledger(data, tmp_path, monkeypatch):
+    """A priced model under a tiny global limit: the first call would cross it, so none is made."""
+    import agent.run
+    from agent.models.scripted import ScriptedModel
+    from evals.runner import build_item
+    from evals.worker import solve
+
+    model = ScriptedModel(["never sent"] * 10)
+    monkeypatch.setattr(agent.run, "load_model", lambda spec, **kw: model)
+    insts, _ = load_dataset(data.dataset)
+    opts = BatchOptions(dataset=data.dataset, output=tmp_path, model=f"replay:{data.cassettes}", cache_dir=data.cache,
+                        cost_limit=0, global_cost_limit=0.001)  # fmt: skip
+    item = build_item(insts[0], opts, opts.run_config())
+    assert item.ledger == str(tmp_path.resolve() / "ledger.sqlite")
+    result = solve(item)
+    assert model.calls == [] and result.exit_status == "limit:global cost", result.error
