@@ -22,15 +22,18 @@ from dataclasses import asdict, dataclass
 
 from agent.policies.base import Candidate, NoCandidate, SearchContext
 from agent.policies.localise import Site, Spectrum, gather, ochiai
-from agent.policies.operators import Mutation, compiles, mutations, parse
-from agent.tree import Node, NodeKind
+from agent.policies.operators import Mutation, compiles, mutations, parse, statement_line
+from agent.tree import Judgement, Node, NodeKind
 from tools.testing import PASSED
 
 SPECTRUM_KEY = "offline/spectrum"
+BASELINE_KEY = "offline/baseline"  # pass fraction of the task's tests at base
 MAX_PLANS = 40  # suspicious lines worth a plan
 REPAIR_SITES = 12  # lines a repair looks at
 UNMENTIONED = 0.75  # rank factor for lines whose function the issue does not name
 SIGNATURE = 0.5  # rank factor for a suspicious function's `def` line (its default values)
+REPORTING = {"__repr__", "__str__"}
+REPORTING_FACTOR = 0.3
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,8 @@ class Proposal:
 class OfflinePolicy:
     name = "offline"
     # Candidates cost no tokens, only a test run: widen faster and further than for model policies.
-    preferred_params = {"widen_k": 2.0, "max_children": 12}
+    # Its values come from OfflineCritic alone (which is execution-based already).
+    preferred_params = {"widen_k": 2.0, "max_children": 12, "exec_weight": 0.0, "critic_weight": 1.0}
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
@@ -128,6 +132,7 @@ class OfflinePolicy:
                 else:
                     spectrum = gather(ctx)
                     ctx.store.set_meta(SPECTRUM_KEY, spectrum.to_dict())
+                    ctx.store.set_meta(BASELINE_KEY, spectrum.baseline)
                     failing = len(spectrum.failing)
                     ctx.store.event(
                         "localise", tests=len(spectrum.tests), failing=failing, error=spectrum.error
@@ -138,32 +143,47 @@ class OfflinePolicy:
     def sites(self, ctx: SearchContext) -> list[Site]:
         with self._lock:
             if self._sites is None:
-                ranked = self._rank(ctx, ochiai(self.spectrum(ctx)))
-                self._sites = [s for s in ranked if mutations(self.base_text(ctx, s.path), s.line)][
-                    :MAX_PLANS
-                ]
+                self._sites = self._rank(ctx, ochiai(self.spectrum(ctx)))[:MAX_PLANS]
             return self._sites
 
     def _rank(self, ctx: SearchContext, sites: list[Site]) -> list[Site]:
-        """Ochiai ties are common (every line a failing test runs and no passing test does scores
-        the same), so break them with what the issue names and with how repairable a line looks."""
+        """One site per statement, ordered by function first, then by line.
+
+        Ochiai ties are common (every line that the failing tests run and no passing test does
+        scores the same), and a function's best line is stronger evidence than any one line, so
+        sites are grouped by (outermost) function, ranked by the group's best score; within and across groups
+        a score is also weighed by whether the issue names the function and how repairable the
+        line looks. `__repr__`/`__str__` are discounted: pytest's assertion messages run them in
+        failing tests only.
+        """
         issue = set(re.findall(r"\w+", ctx.task.problem_statement))
-        out: dict[tuple[str, int], Site] = {}
+        scored: dict[tuple[str, int], tuple[float, tuple[str, int]]] = {}  # site -> (score, function)
+
+        def add(key: tuple[str, int], score: float, group: tuple[str, int]) -> None:
+            if key not in scored or scored[key][0] < score:
+                scored[key] = (score, group)
+
         for site in sites:
-            src = parse(self.base_text(ctx, site.path))
-            if src is None:
+            text = self.base_text(ctx, site.path)
+            src, line = parse(text), statement_line(text, site.line)
+            ops = mutations(text, line) if line else ()
+            if src is None or line is None or not ops:
                 continue
-            func = _function_at(src.tree, site.line)
-            named = func is not None and func.name in issue
-            best = max((m.prior for m in mutations(src.text, site.line)), default=0.0)
-            score = site.score * (1.0 if named else UNMENTIONED) * (0.5 + 0.5 * best)
-            key = (site.path, site.line)
-            out[key] = Site(site.path, site.line, max(score, out[key].score if key in out else 0.0))
+            funcs = _functions_at(src.tree, line)
+            func = funcs[-1] if funcs else None
+            factor = 1.0 if any(f.name in issue for f in funcs) else UNMENTIONED
+            if func is not None and func.name in REPORTING and func.name not in issue:
+                factor *= REPORTING_FACTOR
+            score = site.score * factor * (0.5 + 0.5 * ops[0].prior)
+            group = (site.path, funcs[0].lineno if funcs else line)  # a closure counts with its function
+            add((site.path, line), score, group)
             if func is not None and (func.args.defaults or func.args.kw_defaults):
-                sig = Site(site.path, func.lineno, score * SIGNATURE)
-                if (site.path, func.lineno) not in out or out[(site.path, func.lineno)].score < sig.score:
-                    out[(site.path, func.lineno)] = sig
-        return sorted(out.values(), key=lambda s: -s.score)
+                add((site.path, func.lineno), score * SIGNATURE, group)
+        best: dict[tuple[str, int], float] = {}
+        for score, group in scored.values():
+            best[group] = max(best.get(group, 0.0), score)
+        order = sorted(scored.items(), key=lambda kv: (-best[kv[1][1]], kv[1][1], -kv[1][0]))
+        return [Site(path, line, round(score, 4)) for (path, line), (score, _) in order]
 
     def base_text(self, ctx: SearchContext, path: str) -> str:
         with self._lock:
@@ -191,6 +211,22 @@ class OfflinePolicy:
         return {p.state for p in _proposals(nodes) if p.state}
 
 
+class OfflineCritic:
+    """Execution only, measured from the base: the share of the base's failures an attempt fixes,
+    net of what it breaks. An edit that changes nothing is worth 0 here rather than the base's
+    pass rate, so the search is not drawn to lines where edits make no difference."""
+
+    def judge(self, ctx: SearchContext, node: Node) -> Judgement:
+        if node.kind is NodeKind.PLAN:
+            return Judgement(node.prior, "suspiciousness of the line")
+        ex = node.exec
+        if ex is None or not (ex.applied and ex.compiled) or ex.total == 0:
+            return Judgement(0.0, "not run")
+        base = float(ctx.store.get_meta(BASELINE_KEY, 0.0))
+        gain = (ex.score - base) / (1 - base) if base < 1 else ex.score
+        return Judgement(round(min(max(gain, 0.0), 1.0), 4), f"{ex.passed}/{ex.total} pass, base {base:.2f}")
+
+
 def _proposals(nodes: list[Node]) -> list[Proposal]:
     return [p for n in nodes if (p := Proposal.loads(n.content)) is not None]
 
@@ -202,15 +238,15 @@ def _state(files: dict[str, str]) -> str:
     return h.hexdigest()[:16]
 
 
-def _function_at(tree: ast.AST, line: int) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
-    best = None
-    for node in ast.walk(tree):
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.lineno <= line <= (
-            node.end_lineno or 0
-        ):
-            if best is None or node.lineno > best.lineno:
-                best = node
-    return best
+def _functions_at(tree: ast.AST, line: int) -> list[ast.FunctionDef | ast.AsyncFunctionDef]:
+    """The functions enclosing `line`, outermost first."""
+    found = [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.lineno <= line <= (node.end_lineno or 0)
+    ]
+    return sorted(found, key=lambda f: f.lineno)
 
 
 def _moved_line(old: str, new: str, line: int) -> int:

@@ -103,6 +103,12 @@ class Source:
             for child in ast.iter_child_nodes(node):
                 self.parent[child] = node
         self.words = set(re.findall(r"\w+", text))
+        self.statements: dict[int, list[tuple[ast.AST, list[ast.AST]]]] = {}  # line -> statements there
+        for node in ast.walk(self.tree):
+            if isinstance(node, ast.stmt | ast.ExceptHandler):
+                last, exprs = header(node)
+                for line in range(node.lineno, last + 1):
+                    self.statements.setdefault(line, []).append((node, exprs))
 
     def offset(self, lineno: int, col: int) -> int:
         line = self.lines[lineno - 1] if lineno - 1 < len(self.lines) else ""
@@ -163,23 +169,21 @@ def header(node: ast.AST) -> tuple[int, list[ast.AST]]:
     return max(end, node.lineno), exprs  # type: ignore[attr-defined]
 
 
-def statements_at(src: Source, line: int) -> list[tuple[ast.AST, list[ast.AST]]]:
-    out = []
-    for node in ast.walk(src.tree):
-        if isinstance(node, ast.stmt | ast.ExceptHandler) and node.lineno <= line:
-            last, exprs = header(node)
-            if line <= last:
-                out.append((node, exprs))
-    return out
+def statement_line(text: str, line: int) -> int | None:
+    """The first line of the innermost statement `line` belongs to: one site per statement."""
+    src = parse(text)
+    found = src.statements.get(line, []) if src else []
+    return max(node.lineno for node, _ in found) if found else None  # type: ignore[attr-defined]
 
 
-def mutations(text: str, line: int) -> list[Mutation]:
+@lru_cache(maxsize=4096)
+def mutations(text: str, line: int) -> tuple[Mutation, ...]:
     """Every operator applied at the statement that holds `line`: best prior first, one per result."""
     src = parse(text)
     if src is None:
-        return []
+        return ()
     found: list[Mutation] = []
-    for stmt, exprs in statements_at(src, line):
+    for stmt, exprs in src.statements.get(line, []):
         found += statement_mutations(src, stmt)
         for root in exprs:
             for node in ast.walk(root):
@@ -192,7 +196,7 @@ def mutations(text: str, line: int) -> list[Mutation]:
         if result != text and result not in seen:
             seen.add(result)
             unique.append(m)
-    return unique
+    return tuple(unique)
 
 
 def compiles(text: str) -> bool:
@@ -211,7 +215,8 @@ def compiles(text: str) -> bool:
 def expression_mutations(src: Source, node: ast.AST) -> list[Mutation]:
     out: list[Mutation] = []
     for op in (compare_swap, boolean, negation, constant, plus_minus_one, arithmetic, antonym,
-               swapped_args, drop_slice, regex_anchor, absolute, returned_name):  # fmt: skip
+               swapped_args, drop_slice, regex_anchor, absolute, returned_name, apply_callable,
+               sibling_factor):  # fmt: skip
         out += op(src, node)
     return out
 
@@ -312,13 +317,16 @@ def constant(src: Source, node: ast.AST) -> Iterator[Mutation]:
     if value is None or (isinstance(parent, ast.UnaryOp) and isinstance(parent.op, ast.USub)):
         return
     plus_minus = isinstance(parent, ast.BinOp) and isinstance(parent.op, ast.Add | ast.Sub) and value == 1
+    in_literal = isinstance(parent, ast.Tuple | ast.List | ast.Set)  # one of several values: rarely the slip
     for new in (value + 1, value - 1):
         if plus_minus and new == 0:
             continue  # `x - 0`: plus_minus_one drops the term instead
-        yield Mutation("off-by-one", f"`{value}` -> `{new}`", 0.6, src.replace(node, str(new)))
-    if value and abs(value) >= 10 and str(abs(value)).rstrip("0") == "1":
+        yield Mutation(
+            "off-by-one", f"`{value}` -> `{new}`", 0.3 if in_literal else 0.6, src.replace(node, str(new))
+        )
+    if value and abs(value) >= 10 and str(abs(value)).rstrip("0") == "1" and not in_literal:
         for new in (value * 10, value // 10):
-            yield Mutation("constant", f"`{value}` -> `{new}`", 0.25, src.replace(node, str(new)))
+            yield Mutation("constant", f"`{value}` -> `{new}`", 0.4, src.replace(node, str(new)))
     if isinstance(parent, ast.Return) and value:
         yield Mutation("return-value", f"return `{-value}`", 0.5, src.replace(node, str(-value)))
 
@@ -494,12 +502,54 @@ def returned_name(src: Source, node: ast.AST) -> Iterator[Mutation]:
             )
 
 
+def apply_callable(src: Source, node: ast.AST) -> Iterator[Mutation]:
+    """`x = value` where `x = f(value)` was meant, `f` a parameter the function calls elsewhere."""
+    parent = src.parent.get(node)
+    if (
+        not isinstance(parent, ast.Assign | ast.Return)
+        or parent.value is not node
+        or isinstance(node, ast.Call)
+    ):
+        return
+    if (func := src.function_of(node)) is None:
+        return
+    params = {a.arg for a in func.args.posonlyargs + func.args.args + func.args.kwonlyargs}
+    called = {n.func.id for n in ast.walk(func) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+    for name in sorted(params & called):
+        yield Mutation(
+            "apply",
+            f"`{src.seg(node)}` -> `{name}(...)`",
+            0.25,
+            src.replace(node, f"{name}({src.seg(node)})"),
+        )
+
+
+def sibling_factor(src: Source, node: ast.AST) -> Iterator[Mutation]:
+    """`f(sign * a, b)` where `f(sign * a, sign * b)` was meant: a factor one argument has and its sibling lacks."""
+    if not isinstance(node, ast.Call):
+        return
+    factors = {
+        src.seg(a.left)
+        for a in node.args
+        if isinstance(a, ast.BinOp) and isinstance(a.op, ast.Mult) and isinstance(a.left, ast.Name)
+    }
+    for arg in node.args:
+        if isinstance(arg, ast.Name | ast.Attribute):
+            for f in sorted(factors - {src.seg(arg)}):
+                yield Mutation(
+                    "factor",
+                    f"`{src.seg(arg)}` -> `{f} * {src.seg(arg)}`",
+                    0.25,
+                    src.replace(arg, f"{f} * {src.seg(arg)}"),
+                )
+
+
 # --- what: operators on statements --------------------------------------------------------------
 
 
 def statement_mutations(src: Source, stmt: ast.AST) -> list[Mutation]:
     out: list[Mutation] = []
-    for op in (guard, exception_types, defaults, condition_constant):
+    for op in (guard, exception_types, defaults, condition_constant, forgotten_call):
         out += op(src, stmt)
     return out
 
@@ -633,6 +683,32 @@ def defaults(src: Source, stmt: ast.AST) -> Iterator[Mutation]:
     for d in stmt.args.defaults + [d for d in stmt.args.kw_defaults if d is not None]:
         if not isinstance(d, ast.Constant) or isinstance(d.value, str | bytes):
             yield Mutation("default", f"default `{src.seg(d)}` -> `None`", 0.2, src.replace(d, "None"))
+
+
+def forgotten_call(src: Source, stmt: ast.AST) -> Iterator[Mutation]:
+    """A bound method saved in a local (`clear = cache.clear`) and never called: call it after this statement."""
+    func = src.function_of(stmt)
+    if (
+        func is None
+        or not isinstance(stmt, ast.Expr | ast.Assign | ast.AugAssign | ast.Return)
+        or isinstance(stmt, ast.Return)
+    ):
+        return
+    loaded = {n.id for n in ast.walk(func) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    unused = [
+        t.id
+        for a in ast.walk(func)
+        if isinstance(a, ast.Assign) and isinstance(a.value, ast.Attribute)
+        for t in a.targets
+        if isinstance(t, ast.Name) and t.id not in loaded
+    ]
+    line = src.lines[stmt.lineno - 1]
+    indent = line[: len(line) - len(line.lstrip())]
+    at = src.starts[stmt.end_lineno or stmt.lineno]
+    for name in unused:
+        yield Mutation(
+            "call", f"call `{name}()` after line {stmt.lineno}", 0.3, (Edit(at, at, f"{indent}{name}()\n"),)
+        )
 
 
 def condition_constant(src: Source, stmt: ast.AST) -> Iterator[Mutation]:

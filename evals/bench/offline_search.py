@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import shutil
 import sys
 import tempfile
@@ -51,37 +52,78 @@ class Result:
 
 def visible_test_cmd(inst: Instance) -> str:
     """The agent's test command under --visible-tests: its public tests plus the FAIL_TO_PASS ids."""
-    return " ".join([inst.agent_test_cmd or inst.test_cmd or DEFAULT_TEST_CMD, *inst.FAIL_TO_PASS])
+    # Quoted: parametrised ids hold spaces and brackets (`test_x[1.0 kB]`).
+    return " ".join(
+        [inst.agent_test_cmd or inst.test_cmd or DEFAULT_TEST_CMD, *map(shlex.quote, inst.FAIL_TO_PASS)]
+    )
 
 
 def config_for(search: str, max_nodes: int) -> RunConfig:
     from agent.policies.offline import OfflinePolicy
 
     widening = getattr(OfflinePolicy, "preferred_params", {})
-    return RunConfig(model="offline", search=search, limits=Limits(max_nodes=max_nodes, cost_limit=0), **widening)
+    return RunConfig(
+        model="offline", search=search, limits=Limits(max_nodes=max_nodes, cost_limit=0), **widening
+    )
 
 
-def run_one(inst: Instance, searches: list[str], max_nodes: int, out: Path, cache: Path) -> list[Result]:
+def use_relative_critic() -> None:
+    """Emulate the proposed wiring in agent/run.py (OfflineCritic for `-m offline`) until it lands."""
+    import agent.run as run
+    from agent.policies.offline import OfflineCritic
+
+    original = run._agents
+    if getattr(original, "emulated", False):
+        return
+
+    def agents(config, *args):  # type: ignore[no-untyped-def]
+        policy, critic, caller = original(config, *args)
+        return policy, (OfflineCritic() if caller is None else critic), caller
+
+    agents.emulated = True  # type: ignore[attr-defined]
+    run._agents = agents  # type: ignore[assignment]
+
+
+def run_one(
+    inst: Instance, searches: list[str], max_nodes: int, out: Path, cache: Path, critic: str
+) -> list[Result]:
     venv = ensure_venv(inst, cache)
     work = Path(tempfile.mkdtemp(prefix="offline-bench-"))
     results = []
     try:
-        repo = agent_repo(inst, work / "repo", cache, None, VisibleTests(inst.test_patch, list(inst.FAIL_TO_PASS)))
+        repo = agent_repo(
+            inst, work / "repo", cache, None, VisibleTests(inst.test_patch, list(inst.FAIL_TO_PASS))
+        )
         task = Task(
             repo=repo, problem_statement=inst.problem_statement, test_cmd=visible_test_cmd(inst),
-            task_id=inst.instance_id, env=venv.env(), test_timeout=300.0,
+            task_id=inst.instance_id, env=venv.env(), test_timeout=120.0,
         )  # fmt: skip
         for search in searches:
-            run_dir = out / "runs" / inst.instance_id / search
+            run_dir = out / "runs" / critic / inst.instance_id / search
             shutil.rmtree(run_dir, ignore_errors=True)
             start = time.monotonic()
             try:
                 outcome = run_fix(task, config_for(search, max_nodes), run_dir)
             except Exception as e:  # one broken instance must not end the measurement
-                results.append(Result(inst.instance_id, search, "error", False, False, 0, 0, 0, 0.0, f"{type(e).__name__}: {e}"))
+                results.append(
+                    Result(
+                        inst.instance_id,
+                        search,
+                        "error",
+                        False,
+                        False,
+                        0,
+                        0,
+                        0,
+                        0.0,
+                        f"{type(e).__name__}: {e}",
+                    )
+                )
                 continue
             patch = drop_files(outcome.patch, set(patch_paths(inst.test_patch)))
-            graded = evaluate_one(inst, patch, out / "grading" / search, cache) if patch.strip() else None
+            graded = (
+                evaluate_one(inst, patch, out / "grading" / critic / search, cache) if patch.strip() else None
+            )
             usage = outcome.summary["usage"]
             results.append(Result(
                 inst.instance_id, search, outcome.exit_status, outcome.exit_code == 0,
@@ -95,7 +137,9 @@ def run_one(inst: Instance, searches: list[str], max_nodes: int, out: Path, cach
 
 
 def table(results: list[Result], searches: list[str], total: int) -> str:
-    rows = [f"{'search':<10} {'resolved':>9} {'verified':>9} {'nodes/task':>11} {'tests/task':>11} {'model calls':>12}"]
+    rows = [
+        f"{'search':<10} {'resolved':>9} {'verified':>9} {'nodes/task':>11} {'tests/task':>11} {'model calls':>12}"
+    ]
     for s in searches:
         rs = [r for r in results if r.search == s]
         if not rs:
@@ -110,7 +154,12 @@ def table(results: list[Result], searches: list[str], total: int) -> str:
 
 def per_instance(results: list[Result], searches: list[str]) -> str:
     ids = sorted({r.instance_id for r in results})
-    mark = {(r.instance_id, r.search): ("R" if r.resolved else "v" if r.verified else "E" if r.error and not r.verified else ".") for r in results}
+    mark = {
+        (r.instance_id, r.search): (
+            "R" if r.resolved else "v" if r.verified else "E" if r.error and not r.verified else "."
+        )
+        for r in results
+    }
     width = max(map(len, ids), default=10)
     lines = [" " * width + "  " + " ".join(f"{s[:6]:>6}" for s in searches)]
     for i in ids:
@@ -125,14 +174,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--search", default=",".join(STRATEGIES))
     ap.add_argument("-i", "--instance", action="append", default=[])
     ap.add_argument("-w", "--workers", type=int, default=2)
-    ap.add_argument("-o", "--output", type=Path, default=Path(tempfile.gettempdir()) / "treefix-offline-bench")
+    ap.add_argument(
+        "-o", "--output", type=Path, default=Path(tempfile.gettempdir()) / "treefix-offline-bench"
+    )
     ap.add_argument("--cache-dir", type=Path, default=None)
     ap.add_argument("--redo", action="store_true", help="recompute results already in the output folder")
+    ap.add_argument(
+        "--critic", choices=("engine", "relative"), default="engine",
+        help="engine: what agent/run.py wires for -m offline; relative: OfflineCritic (the proposed wiring)",
+    )  # fmt: skip
     args = ap.parse_args(argv)
     from platformdirs import user_cache_dir
 
     cache = (args.cache_dir or Path(user_cache_dir("treefix"))).resolve()
     searches = [s.strip() for s in args.search.split(",") if s.strip()]
+    if args.critic == "relative":
+        use_relative_critic()
     instances, problems = load_dataset(args.dataset)
     for p in problems:
         print(f"skipped: {p}", file=sys.stderr)
@@ -140,19 +197,26 @@ def main(argv: list[str] | None = None) -> int:
         instances = [i for i in instances if i.instance_id in set(args.instance)]
     out = args.output.resolve()
     out.mkdir(parents=True, exist_ok=True)
-    store = out / f"results-n{args.max_nodes}.jsonl"
-    done = [] if args.redo or not store.exists() else [Result(**json.loads(ln)) for ln in store.read_text().splitlines() if ln.strip()]
+    store = out / f"results-n{args.max_nodes}-{args.critic}.jsonl"
+    done = (
+        []
+        if args.redo or not store.exists()
+        else [Result(**json.loads(ln)) for ln in store.read_text().splitlines() if ln.strip()]
+    )
     keep = {(r.instance_id, r.search) for r in done}
     lock = threading.Lock()
 
     def one(inst: Instance) -> list[Result]:
         todo = [s for s in searches if (inst.instance_id, s) not in keep]
-        results = run_one(inst, todo, args.max_nodes, out, cache) if todo else []
+        results = run_one(inst, todo, args.max_nodes, out, cache, args.critic) if todo else []
         with lock:
             with store.open("a") as fh:
                 fh.writelines(json.dumps(asdict(r)) + "\n" for r in results)
             for r in results:
-                print(f"{r.instance_id:<40} {r.search:<10} {'resolved' if r.resolved else r.exit_status:<12} {r.nodes:>3} nodes {r.seconds:>6.1f}s", flush=True)
+                print(
+                    f"{r.instance_id:<40} {r.search:<10} {'resolved' if r.resolved else r.exit_status:<12} {r.nodes:>3} nodes {r.seconds:>6.1f}s",
+                    flush=True,
+                )
         return results
 
     if args.redo and store.exists():
@@ -164,7 +228,9 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(per_instance(results, searches))
     print()
-    print(f"{len(instances)} tasks, offline policy, visible tests, max {args.max_nodes} nodes per run")
+    print(
+        f"{len(instances)} tasks, offline policy, {args.critic} critic, visible tests, max {args.max_nodes} nodes per run"
+    )
     print(table(results, searches, len(instances)))
     return 0
 
