@@ -5,16 +5,24 @@ import shutil
 
 import pytest
 from conftest import make_repo
+from scripted import critic
 
 from agent.budget import Budget, Limits
+from agent.calls import Caller
+from agent.critic import LLMCritic
 from agent.demo import EXAMPLES, TEST_CMD
+from agent.graph import SearchEngine
+from agent.models.base import ModelError
+from agent.models.scripted import ScriptedModel
 from agent.policies.base import NoCandidate, SearchContext
-from agent.policies.offline import SPECTRUM_KEY, OfflinePolicy, unified_diff
+from agent.policies.llm import LLMPolicy
+from agent.policies.offline import SPECTRUM_KEY, OfflineCritic, OfflinePolicy, unified_diff
+from agent.policies.tiered import TieredCritic, TieredPolicy, is_offline
 from agent.run import RunConfig, run_fix
 from agent.select import SearchParams
 from agent.store import RunStore
 from agent.task import Task
-from agent.tree import ExecResult, Node, NodeKind
+from agent.tree import ExecResult, Node, NodeKind, NodeStatus
 from tools.sandbox import default_sandbox
 from tools.workspace import Workspace
 
@@ -25,7 +33,7 @@ RANGE = {
 }
 FAST = {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}  # this interpreter's many pytest plugins cost seconds per run
 UNFIXABLE = {
-    "m.py": "def greet(name):\n    return 'hello ' + name\n",
+    "m.py": "def greet(name, loud=False):\n    if loud:\n        return 'HELLO ' + name\n    return 'hello ' + name\n",
     "tests/test_m.py": "from m import greet\n\n\ndef test_greet():\n    assert greet('bob') == 'Hello, Bob!'\n",
 }
 
@@ -117,3 +125,56 @@ def test_unified_diff_marks_a_missing_final_newline():
     diff = unified_diff("a.py", "x = 1", "x = 2")
     assert diff.startswith("--- a/a.py\n+++ b/a.py\n")
     assert diff.endswith("+x = 2\n\\ No newline at end of file\n")
+
+
+# --- --tier offline: offline candidates first, then the model ----------------------------------
+
+GREET_FIX = "m.py\n<<<<<<< SEARCH\n    return 'hello ' + name\n=======\n    return f'Hello, {name.title()}!'\n>>>>>>> REPLACE\n"
+
+
+def tiered_search(tmp_path, files, responder, nodes):
+    repo = make_repo(tmp_path / "repo", files)
+    store = RunStore(tmp_path / "run.sqlite")
+    budget = Budget(Limits(max_nodes=nodes, cost_limit=0))
+    model = ScriptedModel(responder)
+    workspace = Workspace(repo)
+    task = Task(repo, "greet('bob') should be 'Hello, Bob!'", test_cmd=TEST_CMD, env=FAST)
+    ctx = SearchContext(
+        task, store, workspace, budget, default_sandbox(), SearchParams(), caller=Caller(model, budget, 512)
+    )
+    store.add(Node(NodeKind.ROOT, None, 0, status=NodeStatus.DONE))
+    policy = TieredPolicy(OfflinePolicy(), LLMPolicy(), share=0.3)
+    engine = SearchEngine(ctx, policy, TieredCritic(OfflineCritic(), LLMCritic()))
+    try:
+        engine.build().invoke({"iteration": 0, "batch": []}, {"recursion_limit": 10**6})
+    finally:
+        engine.close()
+        workspace.close()
+    return store, model
+
+
+def test_tier_offline_fixes_what_it_can_without_a_model_call(tmp_path):
+    store, model = tiered_search(
+        tmp_path, RANGE, lambda role, messages: ModelError("no model needed"), nodes=10
+    )
+    assert any(n.verified for n in store.nodes()) and model.calls == []
+    assert all(is_offline(n) for n in store.nodes() if n.kind is not NodeKind.ROOT)
+    store.close()
+
+
+def test_tier_offline_hands_over_to_the_model_after_its_share(tmp_path):
+    def respond(role, messages):
+        return {"plan": "TITLE: capitalise\nm.py greet must title-case", "code": GREET_FIX}.get(
+            role, critic(0.9)
+        )
+
+    store, model = tiered_search(tmp_path, UNFIXABLE, respond, nodes=10)
+    made = [n for n in store.nodes() if n.kind is not NodeKind.ROOT]
+    offline_nodes = [n for n in made if is_offline(n)]
+    assert offline_nodes and is_offline(made[0])  # offline first
+    assert len(offline_nodes) <= 3  # its share of 10 nodes
+    winner = next(n for n in made if n.verified)
+    assert not is_offline(winner) and "name.title()" in winner.diff
+    critic_calls = [role for role, _ in model.calls if role == "critic"]
+    assert len(critic_calls) == len(made) - len(offline_nodes)  # offline nodes are judged for free
+    store.close()

@@ -345,9 +345,20 @@ def _needs_parens(src: Source, node: ast.AST) -> bool:
     )
 
 
+def _stringy(node: ast.AST) -> bool:
+    """A concatenation or formatting of text: arithmetic operators make no sense on it."""
+    if isinstance(node, ast.BinOp):
+        return _stringy(node.left) or _stringy(node.right)
+    return isinstance(node, ast.JoinedStr) or (
+        isinstance(node, ast.Constant) and isinstance(node.value, str | bytes)
+    )
+
+
 def _index_like(src: Source, node: ast.AST) -> float:
     """How likely `node` is an integer in a position where off-by-ones happen (0 = not at all)."""
     if _int_value(node) is not None or not isinstance(node, ast.Name | ast.Attribute | ast.Call | ast.BinOp):
+        return 0.0
+    if _stringy(node):
         return 0.0
     if isinstance(node, ast.Call) and not (isinstance(node.func, ast.Name) and node.func.id == "len"):
         return 0.0
@@ -401,7 +412,7 @@ def plus_minus_one(src: Source, node: ast.AST) -> Iterator[Mutation]:
 
 
 def arithmetic(src: Source, node: ast.AST) -> Iterator[Mutation]:
-    if not isinstance(node, ast.BinOp) or type(node.op) not in BIN_TEXT:
+    if not isinstance(node, ast.BinOp) or type(node.op) not in BIN_TEXT or _stringy(node):
         return
     tok = _gap_token(src, node.left, node.right, BIN_PATTERN)
     if tok is None or tok[2] != BIN_TEXT[type(node.op)]:
