@@ -1,4 +1,7 @@
+import os
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -101,3 +104,17 @@ def test_default_sandbox_runs_commands(tmp_path):
     sandbox = default_sandbox()
     assert isinstance(sandbox, BubblewrapSandbox if bwrap_works() else SubprocessSandbox)
     assert sandbox.run("echo ok", tmp_path, timeout=10).output == "ok\n"
+
+
+@pytest.mark.skipif(not bwrap_works(), reason="bubblewrap is not installed or cannot run here")
+def test_bubblewrap_keeps_a_venv_under_tmp_visible(tmp_path):
+    venv = Path(tempfile.mkdtemp(prefix="venv-", dir="/tmp"))
+    (venv / "bin").mkdir()
+    tool = venv / "bin" / "hello-from-venv"
+    tool.write_text("#!/bin/sh\necho visible\n")
+    tool.chmod(0o755)
+    env = {"VIRTUAL_ENV": str(venv), "PATH": f"{venv / 'bin'}:{os.environ['PATH']}"}
+    result = BubblewrapSandbox().run("hello-from-venv && touch $VIRTUAL_ENV/x", tmp_path, timeout=10, env=env)
+    assert "visible" in result.output
+    assert not (venv / "x").exists()  # read-only inside the sandbox
+    shutil.rmtree(venv)

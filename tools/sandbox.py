@@ -113,7 +113,7 @@ class SubprocessSandbox:
     def __init__(self, head: int = HEAD_LIMIT, tail: int = TAIL_LIMIT, grace: float = KILL_GRACE):
         self.head, self.tail, self.grace = head, tail, grace
 
-    def argv(self, cmd: str | list[str], cwd: Path) -> list[str]:
+    def argv(self, cmd: str | list[str], cwd: Path, env: dict[str, str] | None = None) -> list[str]:
         return ["bash", "-c", cmd] if isinstance(cmd, str) else list(cmd)
 
     def run(
@@ -122,7 +122,7 @@ class SubprocessSandbox:
         cwd = Path(cwd).resolve()
         start = time.monotonic()
         proc = subprocess.Popen(
-            self.argv(cmd, cwd),
+            self.argv(cmd, cwd, env),
             cwd=cwd,
             env={**os.environ, **(env or {})},
             stdin=subprocess.DEVNULL,
@@ -190,12 +190,26 @@ class BubblewrapSandbox(SubprocessSandbox):
         super().__init__(**limits)  # type: ignore[arg-type]
         self.network = network
 
-    def argv(self, cmd: str | list[str], cwd: Path) -> list[str]:
+    def argv(self, cmd: str | list[str], cwd: Path, env: dict[str, str] | None = None) -> list[str]:
         scratch = str(scratch_root())
         wrap = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+        for path in _tmp_paths_in(env or {}):  # a venv under /tmp must stay visible, read-only
+            wrap += ["--ro-bind", path, path]
         wrap += ["--bind", scratch, scratch, "--bind", str(cwd), str(cwd), "--chdir", str(cwd)]
         wrap += ["--die-with-parent"] + ([] if self.network else ["--unshare-net"])
         return wrap + ["--", *super().argv(cmd, cwd)]
+
+
+def _tmp_paths_in(env: dict[str, str]) -> list[str]:
+    """Existing folders under /tmp that the command's environment points at (VIRTUAL_ENV, PATH)."""
+    candidates = [env.get("VIRTUAL_ENV", ""), *env.get("PATH", "").split(os.pathsep)]
+    tmp = Path("/tmp")
+    found = []
+    for c in candidates:
+        p = Path(c) if c else None
+        if p and p.is_absolute() and p.is_dir() and p.resolve().is_relative_to(tmp) and str(p) not in found:
+            found.append(str(p))
+    return found
 
 
 @functools.cache
