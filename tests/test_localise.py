@@ -6,7 +6,7 @@ from conftest import make_repo
 
 from agent.budget import Budget, Limits
 from agent.policies.base import SearchContext
-from agent.policies.localise import PLUGIN_MODULE, Spectrum, coverage_env, gather, is_test_file, ochiai
+from agent.policies.localise import PLUGIN_MODULE, Spectrum, align, coverage_env, gather, is_test_file, ochiai
 from agent.select import SearchParams
 from agent.store import RunStore
 from agent.task import Task
@@ -100,3 +100,16 @@ def test_a_command_that_is_not_pytest_gives_an_empty_spectrum_with_a_reason(tmp_
     finally:
         ctx.workspace.close()
     assert spectrum.lines == {} and "no coverage" in spectrum.error
+
+
+def test_outcomes_are_keyed_by_node_id_even_when_junit_paths_differ():
+    outcomes = {
+        "pkg/tests/test_a.py::T::test_x[1]": "failed",
+        "test_b.py::test_y": "passed",
+        "a::test_z": "passed",
+    }
+    tests = ["tests/test_a.py::T::test_x[1]", "test_b.py::test_y", "b::test_w"]
+    assert align(outcomes, tests) == {
+        "tests/test_a.py::T::test_x[1]": "failed",
+        "test_b.py::test_y": "passed",
+    }

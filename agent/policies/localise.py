@@ -171,4 +171,17 @@ def read_spectrum(data_file: Path, root: Path, outcomes: dict[str, str]) -> Spec
         }
         if kept := {ln: ts for ln, ts in by_line.items() if ts}:
             lines[rel] = kept
-    return Spectrum(tests, dict(outcomes), lines)
+    return Spectrum(tests, align(outcomes, tests), lines)
+
+
+def align(outcomes: dict[str, str], tests: list[str]) -> dict[str, str]:
+    """Outcomes keyed by the coverage contexts' node ids. JUnit ids are rebuilt from class and
+    file names and may differ in their path part (rootdir, xunit2): match those by their tail."""
+    out = {t: outcomes[t] for t in tests if t in outcomes}
+    by_tail: dict[str, list[str]] = {}
+    for key in outcomes:
+        by_tail.setdefault(key.split("::", 1)[-1], []).append(key)
+    for t in tests:
+        if t not in out and len(keys := by_tail.get(t.split("::", 1)[-1], [])) == 1:
+            out[t] = outcomes[keys[0]]
+    return out

@@ -60,9 +60,10 @@ class Proposal:
 
 class OfflinePolicy:
     name = "offline"
-    # Candidates cost no tokens, only a test run: widen faster and further than for model policies.
-    # Its values come from OfflineCritic alone (which is execution-based already).
-    preferred_params = {"widen_k": 2.0, "max_children": 12, "exec_weight": 0.0, "critic_weight": 1.0}
+    # The fix is usually among a top-ranked line's operators, rarely at a low-ranked line: keep the
+    # default slow widening at the root but let a line try many operators. Values come from
+    # OfflineCritic alone (it is execution-based already).
+    preferred_params = {"max_children": 16, "exec_weight": 0.0, "critic_weight": 1.0}
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
@@ -80,9 +81,14 @@ class OfflinePolicy:
                 return Candidate(
                     title=f"suspicious {site.path}:{site.line} `{code[:60]}` ({site.score:.2f})",
                     content=Proposal(site.path, site.line, site.score).dumps(),
-                    prior=round(min(max(site.score, 0.01), 1.0), 4),
+                    prior=self._plan_prior(ctx, site),
                 )
         raise NoCandidate
+
+    def _plan_prior(self, ctx: SearchContext, site: Site) -> float:
+        """The site's score relative to the top site's, so the top plan starts at value 1."""
+        top = self.sites(ctx)[0].score or 1.0
+        return round(min(max(site.score / top, 0.01), 1.0), 4)
 
     def code(self, ctx: SearchContext, plan: Node) -> Candidate:
         site = Proposal.loads(plan.content)
@@ -97,8 +103,12 @@ class OfflinePolicy:
 
     def repair(self, ctx: SearchContext, node: Node) -> Candidate:
         spectrum = self.spectrum(ctx)
-        if node.exec is None or node.exec.score <= spectrum.baseline + 1e-9:
-            raise NoCandidate  # only attempts that beat the base are worth a second edit
+        bar = spectrum.baseline
+        if node.kind is NodeKind.REPAIR and node.parent:
+            parent = ctx.store.get(node.parent)
+            bar = max(bar, parent.exec.score if parent.exec else 0.0)
+        if node.exec is None or node.exec.score <= bar + 1e-9:
+            raise NoCandidate  # only attempts that beat the base (and their own parent) earn another edit
         still = {t for t, o in node.exec.tests.items() if o not in (PASSED, "skipped")} & set(spectrum.tests)
         sites = self._rank(ctx, ochiai(spectrum, still)) if still else self.sites(ctx)
         changed = re.findall(r"^\+\+\+ b/(.+)$", node.diff, flags=re.M)

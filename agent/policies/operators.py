@@ -40,19 +40,11 @@ NUMERIC_NAME = re.compile(
     r"^(n|i|j|k|m|idx|index|start|stop|end|pos|step|size|count|length|width|offset|num|limit|depth|level)$"
     r"|(_|^)(len|size|count|index|idx|pos|num|start|end|stop|offset|width|limit)(_|$)"
 )
-INDEX_FUNCS = {
-    "range",
-    "islice",
-    "slice",
-    "most_common",
-    "nsmallest",
-    "nlargest",
-    "pop",
-    "insert",
-    "take",
-    "ljust",
-    "rjust",
-}
+# Calls whose positional arguments (at these positions; None = all) are counts or indexes.
+INDEX_ARGS: dict[str, tuple[int, ...] | None] = {
+    "range": None, "slice": None, "islice": (1, 2, 3), "most_common": (0,), "nsmallest": (0,), "nlargest": (0,),
+    "pop": (0,), "insert": (0,), "take": (0,), "ljust": (0,), "rjust": (0,), "center": (0,), "zfill": (0,),
+}  # fmt: skip
 ANTONYMS = [("min", "max"), ("smallest", "largest"), ("start", "end"), ("first", "last"), ("lower", "upper"),
             ("lstrip", "rstrip"), ("ljust", "rjust"), ("startswith", "endswith"), ("any", "all"),
             ("floor", "ceil"), ("left", "right"), ("head", "tail"), ("prefix", "suffix"), ("before", "after"),
@@ -370,7 +362,8 @@ def _index_like(src: Source, node: ast.AST) -> float:
     if isinstance(parent, ast.Call) and node in parent.args:
         func = parent.func
         name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
-        if name in INDEX_FUNCS:
+        positions = INDEX_ARGS.get(name, ())
+        if positions is None or parent.args.index(node) in positions:
             return 0.45
     if (
         isinstance(parent, ast.Return)

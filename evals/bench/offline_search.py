@@ -58,13 +58,13 @@ def visible_test_cmd(inst: Instance) -> str:
     )
 
 
-def config_for(search: str, max_nodes: int) -> RunConfig:
+def config_for(search: str, max_nodes: int, overrides: dict[str, float] | None = None) -> RunConfig:
+    """The run's config: the offline policy's preferred search settings, then `--set` overrides."""
     from agent.policies.offline import OfflinePolicy
 
-    widening = getattr(OfflinePolicy, "preferred_params", {})
-    return RunConfig(
-        model="offline", search=search, limits=Limits(max_nodes=max_nodes, cost_limit=0), **widening
-    )
+    settings = {**getattr(OfflinePolicy, "preferred_params", {}), **(overrides or {})}
+    limits = Limits(max_nodes=max_nodes, cost_limit=0)
+    return RunConfig(model="offline", search=search, limits=limits, **settings)  # type: ignore[arg-type]
 
 
 def use_relative_critic() -> None:
@@ -85,7 +85,13 @@ def use_relative_critic() -> None:
 
 
 def run_one(
-    inst: Instance, searches: list[str], max_nodes: int, out: Path, cache: Path, critic: str
+    inst: Instance,
+    searches: list[str],
+    max_nodes: int,
+    out: Path,
+    cache: Path,
+    tag: str,
+    overrides: dict[str, float],
 ) -> list[Result]:
     venv = ensure_venv(inst, cache)
     work = Path(tempfile.mkdtemp(prefix="offline-bench-"))
@@ -99,11 +105,11 @@ def run_one(
             task_id=inst.instance_id, env=venv.env(), test_timeout=120.0,
         )  # fmt: skip
         for search in searches:
-            run_dir = out / "runs" / critic / inst.instance_id / search
+            run_dir = out / "runs" / tag / inst.instance_id / search
             shutil.rmtree(run_dir, ignore_errors=True)
             start = time.monotonic()
             try:
-                outcome = run_fix(task, config_for(search, max_nodes), run_dir)
+                outcome = run_fix(task, config_for(search, max_nodes, overrides), run_dir)
             except Exception as e:  # one broken instance must not end the measurement
                 results.append(
                     Result(
@@ -122,7 +128,7 @@ def run_one(
                 continue
             patch = drop_files(outcome.patch, set(patch_paths(inst.test_patch)))
             graded = (
-                evaluate_one(inst, patch, out / "grading" / critic / search, cache) if patch.strip() else None
+                evaluate_one(inst, patch, out / "grading" / tag / search, cache) if patch.strip() else None
             )
             usage = outcome.summary["usage"]
             results.append(Result(
@@ -180,6 +186,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache-dir", type=Path, default=None)
     ap.add_argument("--redo", action="store_true", help="recompute results already in the output folder")
     ap.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a RunConfig number"
+    )
+    ap.add_argument("--tag", default="", help="name of this configuration in the output folder")
+    ap.add_argument(
         "--critic", choices=("engine", "relative"), default="engine",
         help="engine: what agent/run.py wires for -m offline; relative: OfflineCritic (the proposed wiring)",
     )  # fmt: skip
@@ -197,7 +207,12 @@ def main(argv: list[str] | None = None) -> int:
         instances = [i for i in instances if i.instance_id in set(args.instance)]
     out = args.output.resolve()
     out.mkdir(parents=True, exist_ok=True)
-    store = out / f"results-n{args.max_nodes}-{args.critic}.jsonl"
+    overrides = {
+        k: (int(float(v)) if float(v).is_integer() else float(v))
+        for k, v in (i.split("=", 1) for i in args.set)
+    }
+    tag = args.tag or args.critic
+    store = out / f"results-n{args.max_nodes}-{tag}.jsonl"
     done = (
         []
         if args.redo or not store.exists()
@@ -208,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def one(inst: Instance) -> list[Result]:
         todo = [s for s in searches if (inst.instance_id, s) not in keep]
-        results = run_one(inst, todo, args.max_nodes, out, cache, args.critic) if todo else []
+        results = run_one(inst, todo, args.max_nodes, out, cache, tag, overrides) if todo else []
         with lock:
             with store.open("a") as fh:
                 fh.writelines(json.dumps(asdict(r)) + "\n" for r in results)
