@@ -118,7 +118,9 @@ def test_repairs_only_below_improving_attempts_and_never_twice_the_same(tmp_path
         failing = Node(NodeKind.CODE, plan_node.id, 2, exec=ExecResult(passed=0, failed=1))
         with pytest.raises(NoCandidate):
             policy.repair(ctx, failing)
-        half = store.add(Node(NodeKind.CODE, plan_node.id, 2, diff=first.diff, exec=ExecResult(passed=1, failed=1)))
+        half = store.add(
+            Node(NodeKind.CODE, plan_node.id, 2, diff=first.diff, exec=ExecResult(passed=1, failed=1))
+        )
         assert policy.repair(ctx, half).diff  # beats the base (0 of 1 passed): worth a second edit
         same = Node(NodeKind.REPAIR, half.id, 3, diff=first.diff, exec=ExecResult(passed=1, failed=1))
         with pytest.raises(NoCandidate):
