@@ -1,7 +1,8 @@
 """OfflinePolicy: automated program repair with no model.
 
-- plan   = a suspicious line (Ochiai over per-test coverage, see localise.py), prior = its rank score;
-- code   = one repair operator at that line (operators.py), prior = the operator's prior;
+- plan   = a suspicious statement (Ochiai over per-test coverage, see localise.py), prior = its
+           score relative to the top one;
+- code   = one repair operator at that statement (operators.py), prior = the operator's prior;
 - repair = a second operator on top of an attempt that passes more tests than the base did, at
            the lines the tests it still fails point to.
 
@@ -161,8 +162,8 @@ class OfflinePolicy:
 
         Ochiai ties are common (every line that the failing tests run and no passing test does
         scores the same), and a function's best line is stronger evidence than any one line, so
-        sites are grouped by (outermost) function, ranked by the group's best score; within and across groups
-        a score is also weighed by whether the issue names the function and how repairable the
+        sites are grouped by (outermost) function and groups ranked by their best site. A site's
+        score is also weighed by whether the issue names its function and how repairable the
         line looks. `__repr__`/`__str__` are discounted: pytest's assertion messages run them in
         failing tests only.
         """

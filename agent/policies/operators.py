@@ -261,9 +261,10 @@ def boolean(src: Source, node: ast.AST) -> Iterator[Mutation]:
             a, b = src.span(value)[0], src.span(node.values[i + 1])[0]
         else:
             a, b = src.span(node.values[i - 1])[1], src.span(value)[1]
-        if "(" not in src.text[a:b].replace(src.seg(value), "") and ")" not in src.text[a:b].replace(
-            src.seg(value), ""
-        ):
+        removed = src.text[a:b].replace(src.seg(value), "")
+        if (
+            "(" not in removed and ")" not in removed
+        ):  # only the operator goes with it: parentheses stay balanced
             yield Mutation("drop-condition", f"drop `{src.seg(value)}`", 0.35, (Edit(a, b, ""),))
 
 

@@ -58,16 +58,18 @@ def visible_test_cmd(inst: Instance) -> str:
     )
 
 
-def config_for(search: str, max_nodes: int, overrides: dict[str, float] | None = None) -> RunConfig:
+def config_for(
+    search: str, max_nodes: int, overrides: dict[str, float] | None = None, preferred: bool = True
+) -> RunConfig:
     """The run's config: the offline policy's preferred search settings, then `--set` overrides."""
     from agent.policies.offline import OfflinePolicy
 
-    settings = {**getattr(OfflinePolicy, "preferred_params", {}), **(overrides or {})}
+    settings = {**(OfflinePolicy.preferred_params if preferred else {}), **(overrides or {})}
     limits = Limits(max_nodes=max_nodes, cost_limit=0)
     return RunConfig(model="offline", search=search, limits=limits, **settings)  # type: ignore[arg-type]
 
 
-def use_relative_critic() -> None:
+def use_offline_critic() -> None:
     """Emulate the proposed wiring in agent/run.py (OfflineCritic for `-m offline`) until it lands."""
     import agent.run as run
     from agent.policies.offline import OfflineCritic
@@ -92,6 +94,7 @@ def run_one(
     cache: Path,
     tag: str,
     overrides: dict[str, float],
+    preferred: bool = True,
 ) -> list[Result]:
     venv = ensure_venv(inst, cache)
     work = Path(tempfile.mkdtemp(prefix="offline-bench-"))
@@ -109,7 +112,7 @@ def run_one(
             shutil.rmtree(run_dir, ignore_errors=True)
             start = time.monotonic()
             try:
-                outcome = run_fix(task, config_for(search, max_nodes, overrides), run_dir)
+                outcome = run_fix(task, config_for(search, max_nodes, overrides, preferred), run_dir)
             except Exception as e:  # one broken instance must not end the measurement
                 results.append(
                     Result(
@@ -190,16 +193,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--tag", default="", help="name of this configuration in the output folder")
     ap.add_argument(
-        "--critic", choices=("engine", "relative"), default="engine",
-        help="engine: what agent/run.py wires for -m offline; relative: OfflineCritic (the proposed wiring)",
+        "--wiring", choices=("proposed", "as-is"), default="proposed",
+        help="proposed: OfflineCritic and the policy's preferred settings, as the proposed agent/run.py "
+        "change wires them; as-is: what agent/run.py does today",
     )  # fmt: skip
     args = ap.parse_args(argv)
     from platformdirs import user_cache_dir
 
     cache = (args.cache_dir or Path(user_cache_dir("treefix"))).resolve()
     searches = [s.strip() for s in args.search.split(",") if s.strip()]
-    if args.critic == "relative":
-        use_relative_critic()
+    if args.wiring == "proposed":
+        use_offline_critic()
     instances, problems = load_dataset(args.dataset)
     for p in problems:
         print(f"skipped: {p}", file=sys.stderr)
@@ -211,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         k: (int(float(v)) if float(v).is_integer() else float(v))
         for k, v in (i.split("=", 1) for i in args.set)
     }
-    tag = args.tag or args.critic
+    tag = args.tag or args.wiring
     store = out / f"results-n{args.max_nodes}-{tag}.jsonl"
     done = (
         []
@@ -223,7 +227,11 @@ def main(argv: list[str] | None = None) -> int:
 
     def one(inst: Instance) -> list[Result]:
         todo = [s for s in searches if (inst.instance_id, s) not in keep]
-        results = run_one(inst, todo, args.max_nodes, out, cache, tag, overrides) if todo else []
+        results = (
+            run_one(inst, todo, args.max_nodes, out, cache, tag, overrides, args.wiring == "proposed")
+            if todo
+            else []
+        )
         with lock:
             with store.open("a") as fh:
                 fh.writelines(json.dumps(asdict(r)) + "\n" for r in results)
@@ -244,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     print(per_instance(results, searches))
     print()
     print(
-        f"{len(instances)} tasks, offline policy, {args.critic} critic, visible tests, max {args.max_nodes} nodes per run"
+        f"{len(instances)} tasks, offline policy, {args.wiring} wiring, visible tests, max {args.max_nodes} nodes per run"
     )
     print(table(results, searches, len(instances)))
     return 0
