@@ -44,6 +44,7 @@ FLAG_KEYS = {
     "max_depth": "limits.max_depth",
     "time_limit": "limits.time_limit",
     "workers": "workers",
+    "tier": "tier",
 }
 
 
@@ -69,6 +70,7 @@ def fix(
     test_timeout: Annotated[float, typer.Option("--test-timeout", help="seconds per test run")] = 300.0,
     workers: Annotated[int, typer.Option("-w", "--workers", help="parallel expansions in the tree")] = 1,
     search: Search = "mcts",
+    tier: Annotated[str, typer.Option("--tier", help="offline: try no-model candidates first")] = "",
     price: Annotated[
         str | None, typer.Option("--price", help="IN,OUT[,CACHED[,CACHE_WRITE]] USD per 1M tokens")
     ] = None,
@@ -108,6 +110,8 @@ def fix(
         _guarded(lambda: parse_price(price))  # a malformed price is bad input before anything runs
         typed["price"] = price
     run_config = _guarded(lambda: build_config(config or [], typed))
+    if run_config.tier not in ("", "offline"):
+        fail(f"unknown tier {run_config.tier!r}: the only tier is offline")
     if run_config.search not in STRATEGIES:
         fail(f"unknown search {run_config.search!r}: use one of {', '.join(STRATEGIES)}")
     task = Task(repo=repo.resolve(), problem_statement=issue or "", base=base, test_cmd=test_cmd, test_timeout=test_timeout)

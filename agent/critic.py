@@ -20,16 +20,6 @@ class Critic(Protocol):
     def judge(self, ctx: SearchContext, node: Node) -> Judgement: ...
 
 
-class ExecutionCritic:
-    """No model: a plan is worth its prior, an attempt what its tests say."""
-
-    def judge(self, ctx: SearchContext, node: Node) -> Judgement:
-        if node.kind is NodeKind.PLAN:
-            return Judgement(node.prior, "prior of the plan")
-        score = node.exec.score if node.exec else 0.0
-        return Judgement(score, "execution score")
-
-
 class LLMCritic:
     def judge(self, ctx: SearchContext, node: Node) -> Judgement:
         assert ctx.caller is not None

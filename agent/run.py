@@ -12,7 +12,7 @@ from typing import Any
 
 from agent.budget import Budget, Ledger, Limits, Spent
 from agent.calls import Caller
-from agent.critic import Critic, ExecutionCritic, LLMCritic, ValueWeights
+from agent.critic import Critic, LLMCritic, ValueWeights
 from agent.graph import SearchEngine
 from agent.models.base import Completion, ConfigError, Usage
 from agent.models.registry import load_model
@@ -46,6 +46,7 @@ class RunConfig:
     price: str | None = None  # "IN,OUT[,CACHED[,CACHE_WRITE]]" USD per 1M tokens, for unpriced models
     label: str = ""  # extra words for model_name_or_path in batch outputs (e.g. visible tests)
     map_tokens: int = 2048  # size of the repository map in the shared prompt prefix
+    tier: str = ""  # "offline": try no-model candidates first, within a share of the budget
 
     def params(self) -> SearchParams:
         return SearchParams(
@@ -94,6 +95,7 @@ def run_fix(
 ) -> RunOutcome:
     """Search for a fix of `task`. Raises ConfigError / WorkspaceError for bad input, before any spend."""
     workspace = Workspace(task.repo, task.base)
+    config = with_policy_defaults(config)
     run_id = new_run_id()
     run_dir = run_dir or workspace.root / ".treefix" / "runs" / run_id
     if (run_dir / "run.sqlite").exists():
@@ -114,6 +116,22 @@ def resume_run(run_dir: Path, on_event: EventSink | None = None, ledger: Ledger 
     task = Task.from_dict(store.get_meta("task"))
     config = RunConfig.from_dict(store.get_meta("config"))
     return _search(store, run_dir, task, config, Workspace(task.repo, task.base), on_event, ledger, resume=True)
+
+
+def with_policy_defaults(config: RunConfig) -> RunConfig:
+    """The offline policy's preferred search settings, where the config still holds our defaults.
+
+    Offline candidates are cheap and judged by execution alone, so a suspicious line may try many
+    operators (wider widening) and the value is the critic's execution measure only."""
+    if config.model != "offline":
+        return config
+    from agent.policies.offline import OfflinePolicy
+
+    defaults, data = RunConfig().to_dict(), config.to_dict()
+    for key, value in OfflinePolicy.preferred_params.items():
+        if data.get(key) == defaults.get(key):
+            data[key] = value
+    return RunConfig.from_dict(data)
 
 
 def spent_from_store(store: RunStore) -> Spent:
@@ -215,11 +233,9 @@ def _agents(
     price_override = parse_price(config.price) if config.price else None
     model = load_model(config.model, base_url=config.base_url, record=Path(config.record) if config.record else None)
     if model is None:
-        try:
-            from agent.policies.offline import OfflinePolicy
-        except ImportError:
-            raise ConfigError("the offline policy is not available in this build; pick a model with -m") from None
-        return OfflinePolicy(), ExecutionCritic(), None
+        from agent.policies.offline import OfflineCritic, OfflinePolicy
+
+        return OfflinePolicy(), OfflineCritic(), None
     if price_override is not None and hasattr(model, "set_price"):
         model.set_price(price_override)
     budget.require_enforceable(model.price(), model.name)
@@ -236,4 +252,9 @@ def _agents(
     from agent.policies.llm import LLMPolicy
 
     caller = Caller(model, budget, config.limits.max_output_tokens, on_call)
+    if config.tier == "offline":
+        from agent.policies.offline import OfflineCritic, OfflinePolicy
+        from agent.policies.tiered import TieredCritic, TieredPolicy
+
+        return TieredPolicy(OfflinePolicy(), LLMPolicy()), TieredCritic(OfflineCritic(), LLMCritic()), caller
     return LLMPolicy(), LLMCritic(), caller

@@ -182,3 +182,19 @@ def test_malformed_edit_blocks_are_feedback_not_a_crash(tmp_path, monkeypatch):
     code = next(n for n in tree["nodes"] if n["kind"] == "code")
     assert code["exec"]["applied"] is False and "could not be read" in code["exec"]["message"]
     assert outcome.exit_code == 0  # the repair, told why, fixed it
+
+
+def test_offline_tier_tries_free_candidates_before_the_model(tmp_path, monkeypatch):
+    def respond(role, messages):
+        return critic(0.5) if role == "critic" else {"plan": PLAN}.get(role, RIGHT)
+
+    model = ScriptedModel(respond)
+    monkeypatch.setattr("agent.run.load_model", lambda *a, **k: model)
+    repo = make_repo(tmp_path / "repo", BUGGY)
+    config = RunConfig(model="scripted", tier="offline", limits=Limits(cost_limit=0, max_nodes=20))
+    outcome = run_fix(Task(repo=repo, problem_statement="clamp(9, 0, 5) returns 0", test_cmd=TEST_CMD), config, tmp_path / "run")
+    tree = json.loads((tmp_path / "run" / "tree.json").read_text())
+    first_plan = next(n for n in tree["nodes"] if n["kind"] == "plan")
+    assert first_plan["title"].startswith("suspicious")  # an offline fault-localisation plan
+    assert outcome.exit_code == 0
+    assert model.calls == []  # the offline tier found the fix: not one token spent, not even on a critic
