@@ -58,32 +58,11 @@ def visible_test_cmd(inst: Instance) -> str:
     )
 
 
-def config_for(
-    search: str, max_nodes: int, overrides: dict[str, float] | None = None, preferred: bool = True
-) -> RunConfig:
-    """The run's config: the offline policy's preferred search settings, then `--set` overrides."""
-    from agent.policies.offline import OfflinePolicy
-
-    settings = {**(OfflinePolicy.preferred_params if preferred else {}), **(overrides or {})}
+def config_for(search: str, max_nodes: int, overrides: dict[str, float] | None = None) -> RunConfig:
+    """The run's config: `--set` overrides on our defaults (run_fix adds the offline policy's
+    preferred settings where a value is still the default)."""
     limits = Limits(max_nodes=max_nodes, cost_limit=0)
-    return RunConfig(model="offline", search=search, limits=limits, **settings)  # type: ignore[arg-type]
-
-
-def use_offline_critic() -> None:
-    """Emulate the proposed wiring in agent/run.py (OfflineCritic for `-m offline`) until it lands."""
-    import agent.run as run
-    from agent.policies.offline import OfflineCritic
-
-    original = run._agents
-    if getattr(original, "emulated", False):
-        return
-
-    def agents(config, *args):  # type: ignore[no-untyped-def]
-        policy, critic, caller = original(config, *args)
-        return policy, (OfflineCritic() if caller is None else critic), caller
-
-    agents.emulated = True  # type: ignore[attr-defined]
-    run._agents = agents  # type: ignore[assignment]
+    return RunConfig(model="offline", search=search, limits=limits, **(overrides or {}))  # type: ignore[arg-type]
 
 
 def run_one(
@@ -94,7 +73,6 @@ def run_one(
     cache: Path,
     tag: str,
     overrides: dict[str, float],
-    preferred: bool = True,
 ) -> list[Result]:
     venv = ensure_venv(inst, cache)
     work = Path(tempfile.mkdtemp(prefix="offline-bench-"))
@@ -112,7 +90,7 @@ def run_one(
             shutil.rmtree(run_dir, ignore_errors=True)
             start = time.monotonic()
             try:
-                outcome = run_fix(task, config_for(search, max_nodes, overrides, preferred), run_dir)
+                outcome = run_fix(task, config_for(search, max_nodes, overrides), run_dir)
             except Exception as e:  # one broken instance must not end the measurement
                 results.append(
                     Result(
@@ -192,18 +170,11 @@ def main(argv: list[str] | None = None) -> int:
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override a RunConfig number"
     )
     ap.add_argument("--tag", default="", help="name of this configuration in the output folder")
-    ap.add_argument(
-        "--wiring", choices=("proposed", "as-is"), default="proposed",
-        help="proposed: OfflineCritic and the policy's preferred settings, as the proposed agent/run.py "
-        "change wires them; as-is: what agent/run.py does today",
-    )  # fmt: skip
     args = ap.parse_args(argv)
     from platformdirs import user_cache_dir
 
     cache = (args.cache_dir or Path(user_cache_dir("treefix"))).resolve()
     searches = [s.strip() for s in args.search.split(",") if s.strip()]
-    if args.wiring == "proposed":
-        use_offline_critic()
     instances, problems = load_dataset(args.dataset)
     for p in problems:
         print(f"skipped: {p}", file=sys.stderr)
@@ -215,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         k: (int(float(v)) if float(v).is_integer() else float(v))
         for k, v in (i.split("=", 1) for i in args.set)
     }
-    tag = args.tag or args.wiring
+    tag = args.tag or "default"
     store = out / f"results-n{args.max_nodes}-{tag}.jsonl"
     done = (
         []
@@ -227,11 +198,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def one(inst: Instance) -> list[Result]:
         todo = [s for s in searches if (inst.instance_id, s) not in keep]
-        results = (
-            run_one(inst, todo, args.max_nodes, out, cache, tag, overrides, args.wiring == "proposed")
-            if todo
-            else []
-        )
+        results = run_one(inst, todo, args.max_nodes, out, cache, tag, overrides) if todo else []
         with lock:
             with store.open("a") as fh:
                 fh.writelines(json.dumps(asdict(r)) + "\n" for r in results)
@@ -252,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     print(per_instance(results, searches))
     print()
     print(
-        f"{len(instances)} tasks, offline policy, {args.wiring} wiring, visible tests, max {args.max_nodes} nodes per run"
+        f"{len(instances)} tasks, offline policy ({tag}), visible tests, max {args.max_nodes} nodes per run"
     )
     print(table(results, searches, len(instances)))
     return 0
