@@ -106,6 +106,7 @@ def write_outputs(
         "best_value": best.value if best else None,
         "model": config.model,
         "search": config.search,
+        "tier": config.tier,
         "label": config.label,
         "nodes": {k.value: sum(1 for n in nodes if n.kind is k) for k in NodeKind},
         "usage": {

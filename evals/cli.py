@@ -66,6 +66,9 @@ def run(
             "--visible-tests", help="opt-in: give the agent the FAIL_TO_PASS tests (recorded in every output)"
         ),
     ] = False,
+    tier: Annotated[
+        str, typer.Option("--tier", help="offline: try no-model candidates first (model runs)")
+    ] = "",
     redo_existing: Annotated[
         bool, typer.Option("--redo-existing", help="redo finished instances too")
     ] = False,
@@ -81,7 +84,8 @@ def run(
         dataset=dataset, output=output, repos_dir=repos_dir, cache_dir=cache_dir, instance_ids=instance or [],
         slice=slice_, filter=filter_, shuffle=shuffle, workers=workers, executor=executor, address=address,
         model=model, base_url=base_url, cost_limit=cost_limit, global_cost_limit=global_cost_limit,
-        max_nodes=max_nodes, search=search, visible_tests=visible_tests, redo_existing=redo_existing,
+        max_nodes=max_nodes, search=search, visible_tests=visible_tests, tier=tier,
+        redo_existing=redo_existing,
     )  # fmt: skip
     try:
         result = run_batch(opts)

@@ -55,6 +55,7 @@ class BatchOptions:
     max_nodes: int = 30
     search: str = "mcts"
     visible_tests: bool = False
+    tier: str = ""
     redo_existing: bool = False
 
     def run_config(self) -> RunConfig:
@@ -64,12 +65,19 @@ class BatchOptions:
         limits = Limits(cost_limit=self.cost_limit, max_nodes=self.max_nodes)
         return RunConfig(
             model=self.model, base_url=self.base_url, search=self.search, limits=limits,
-            label=VISIBLE_LABEL if self.visible_tests else "",
+            tier=self.tier, label=self.label,
         )  # fmt: skip
 
     @property
+    def label(self) -> str:
+        """What sets this run apart from a plain one, in every output (`tier-offline__visible-tests`)."""
+        return "__".join(
+            p for p in (self.tier and f"tier-{self.tier}", self.visible_tests and VISIBLE_LABEL) if p
+        )
+
+    @property
     def model_name(self) -> str:
-        return model_name_or_path(self.model, VISIBLE_LABEL if self.visible_tests else "")
+        return model_name_or_path(self.model, self.label)
 
 
 @dataclass
@@ -163,6 +171,8 @@ def preflight(opts: BatchOptions, config: RunConfig) -> None:
         raise ConfigError(f"unknown search {opts.search!r}: use one of {', '.join(STRATEGIES)}")
     if opts.workers < 1:
         raise ConfigError("-w/--workers must be at least 1")
+    if opts.tier not in ("", "offline"):
+        raise ConfigError(f"unknown tier {opts.tier!r}: the only tier is offline")
     if opts.model == "offline":
         try:
             import agent.policies.offline  # noqa: F401

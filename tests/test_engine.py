@@ -198,3 +198,4 @@ def test_offline_tier_tries_free_candidates_before_the_model(tmp_path, monkeypat
     assert first_plan["title"].startswith("suspicious")  # an offline fault-localisation plan
     assert outcome.exit_code == 0
     assert model.calls == []  # the offline tier found the fix: not one token spent, not even on a critic
+    assert outcome.summary["tier"] == "offline" and outcome.summary["usage"]["model_calls"] == 0

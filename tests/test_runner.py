@@ -42,6 +42,14 @@ def test_selection_shuffles_then_filters_then_slices(data):
         parse_slice("a:b")
 
 
+def test_tier_and_visible_tests_are_recorded_in_the_model_name(tmp_path):
+    opts = BatchOptions(dataset=tmp_path / "d.jsonl", output=tmp_path, model="openai/gpt-4o", tier="offline")
+    assert opts.model_name == "treefix__openai--gpt-4o__tier-offline" and opts.run_config().tier == "offline"
+    opts.visible_tests = True
+    assert opts.model_name == "treefix__openai--gpt-4o__tier-offline__visible-tests"
+    assert opts.run_config().label == "tier-offline__visible-tests"
+
+
 def test_model_name_or_path_is_a_safe_folder_name():
     assert model_name_or_path("offline", "visible-tests") == "treefix__offline__visible-tests"
     assert model_name_or_path("openai/gpt-4o") == "treefix__openai--gpt-4o"
@@ -158,6 +166,8 @@ def test_bad_input_is_one_message_and_exit_2(data, tmp_path):
     assert code == 2 and "cassette not found" in err
     code, err = run(*data.run_args(tmp_path / "o", "--executor", "slurm"))
     assert code == 2 and "unknown executor" in err
+    code, err = run(*data.run_args(tmp_path / "o", "--tier", "cheap"))
+    assert code == 2 and "unknown tier 'cheap'" in err
     assert not (tmp_path / "o").exists()  # nothing written on bad input
 
 
