@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
+import time
 from collections.abc import Callable
 from typing import Any
 
-from agent.budget import Budget
+from agent.budget import Budget, BudgetExceeded
 from agent.models.base import ChatModel, Completion, Message, ModelError, ToolSpec
 from agent.models.retry import Failure, billed_worst_case
 
@@ -31,7 +33,9 @@ CallListener = Callable[[str, Completion | None, str], None]
 
 
 class Caller:
-    def __init__(self, model: ChatModel, budget: Budget, max_output_tokens: int, on_call: CallListener | None = None):
+    def __init__(
+        self, model: ChatModel, budget: Budget, max_output_tokens: int, on_call: CallListener | None = None
+    ):
         self.model = model
         self.budget = budget
         self.max_output_tokens = max_output_tokens
@@ -39,45 +43,69 @@ class Caller:
         self._price = model.price()
 
     def __call__(
-        self, role: str, messages: list[Message], tools: list[ToolSpec] | None = None, usage: dict[str, float] | None = None
+        self,
+        role: str,
+        messages: list[Message],
+        tools: list[ToolSpec] | None = None,
+        usage: dict[str, float] | None = None,
     ) -> Completion:
         """One call for `role`; raises BudgetExceeded before spending, ModelError when the call failed."""
         bound = prompt_bound(messages, tools)
         ticket = self.budget.reserve(role, bound, self.max_output_tokens, self._price)
         completion: Completion | None = None
+        error = ""
+        left = self.budget.time_left()
+        deadline = time.monotonic() + left if math.isfinite(left) else None
         try:
             completion = self.model.complete(
-                messages, tools, max_tokens=self.max_output_tokens, role=role, on_attempt=self._charge_retry(role, bound)
-            )
+                messages, tools, max_tokens=self.max_output_tokens, role=role,
+                on_attempt=self._charge_retry(role, bound, usage), deadline=deadline,
+            )  # fmt: skip
             if completion.cost is None and self._price is not None:
                 completion.cost = self._price.cost(completion.usage)
             return completion
         except ModelError as e:
-            if self.on_call:
-                self.on_call(role, None, str(e))
+            error = str(e)
+            if e.maybe_billed:  # the provider may bill the last attempt: charge its worst case
+                completion = billed_worst_case(bound, self.max_output_tokens, self._price)
+            if deadline is not None and time.monotonic() >= deadline:
+                raise BudgetExceeded("time", f"a {role} call ran into the time limit") from e
+            raise
+        except BaseException as e:
+            error = f"{type(e).__name__}: {e}"
             raise
         finally:
             ticket.settle(completion)
-            if completion is not None:
-                if self.on_call:
-                    self.on_call(role, completion, "")
-                if usage is not None:
-                    for k, v in _usage_fields(completion).items():
-                        usage[k] = usage.get(k, 0) + v
+            self._record(role, completion, error, usage)
 
-    def _charge_retry(self, role: str, bound: int) -> Callable[[Failure], None]:
+    def _record(
+        self, role: str, completion: Completion | None, error: str, usage: dict[str, float] | None
+    ) -> None:
+        """One event per settled ticket, charge included: a resumed run rebuilds its spend from them."""
+        if self.on_call:
+            self.on_call(role, completion, error)
+        if usage is not None and completion is not None:
+            for k, v in _usage_fields(completion).items():
+                usage[k] = usage.get(k, 0) + v
+
+    def _charge_retry(
+        self, role: str, bound: int, usage: dict[str, float] | None
+    ) -> Callable[[Failure], None]:
         """Each retry is a turn of its own, reserved before it is made, so retries can never run
         past a limit. An attempt the provider may have billed (timeout, dropped or garbled reply)
         is charged at its worst case; a refused one (429/5xx) costs a turn only."""
 
         def charge(failure: Failure) -> None:
-            if failure.maybe_billed:
-                ticket = self.budget.reserve(role, bound, self.max_output_tokens, self._price)
-                ticket.settle(billed_worst_case(bound, self.max_output_tokens, self._price))
-            else:
-                self.budget.reserve(role, 0, 0, self._price).settle(None)
-            if self.on_call:
-                self.on_call(role, None, f"retry: {failure.reason}")
+            worst = (
+                billed_worst_case(bound, self.max_output_tokens, self._price)
+                if failure.maybe_billed
+                else None
+            )
+            ticket = self.budget.reserve(
+                role, bound if worst else 0, self.max_output_tokens if worst else 0, self._price
+            )
+            ticket.settle(worst)
+            self._record(role, worst, f"retry: {failure.reason}", usage)
 
         return charge
 

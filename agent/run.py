@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.budget import Budget, Ledger, Limits, Spent
-from agent.calls import Caller
+from agent.calls import Caller, CallListener
 from agent.critic import Critic, LLMCritic, ValueWeights
 from agent.graph import SearchEngine
 from agent.models.base import Completion, ConfigError, Usage
@@ -225,6 +225,21 @@ def _overview(store: RunStore, workspace: Workspace, task: Task, config: RunConf
     return text
 
 
+def call_recorder(store: RunStore, budget: Budget, emit: EventSink) -> CallListener:
+    """Each settled call as a `call` event (what spent_from_store reads back) and a live event."""
+
+    def on_call(role: str, completion: Completion | None, error: str) -> None:
+        u = completion.usage if completion else Usage()
+        cost = (completion.cost or 0.0) if completion else 0.0
+        store.event(
+            "call", role=role, input_tokens=u.input_tokens, output_tokens=u.output_tokens,
+            cached_tokens=u.cached_tokens, cache_write_tokens=u.cache_write_tokens, cost=cost, error=error,
+        )
+        emit("call", {"role": role, "cost": cost, "total_cost": budget.spent.cost, "turns": budget.spent.turns})
+
+    return on_call
+
+
 def _agents(
     config: RunConfig, budget: Budget, store: RunStore, emit: EventSink
 ) -> tuple[Policy, Critic, Caller | None]:
@@ -240,18 +255,9 @@ def _agents(
         model.set_price(price_override)
     budget.require_enforceable(model.price(), model.name)
 
-    def on_call(role: str, completion: Completion | None, error: str) -> None:
-        u = completion.usage if completion else Usage()
-        cost = (completion.cost or 0.0) if completion else 0.0
-        store.event(
-            "call", role=role, input_tokens=u.input_tokens, output_tokens=u.output_tokens,
-            cached_tokens=u.cached_tokens, cache_write_tokens=u.cache_write_tokens, cost=cost, error=error,
-        )
-        emit("call", {"role": role, "cost": cost, "total_cost": budget.spent.cost, "turns": budget.spent.turns})
-
     from agent.policies.llm import LLMPolicy
 
-    caller = Caller(model, budget, config.limits.max_output_tokens, on_call)
+    caller = Caller(model, budget, config.limits.max_output_tokens, call_recorder(store, budget, emit))
     if config.tier == "offline":
         from agent.policies.offline import OfflineCritic, OfflinePolicy
         from agent.policies.tiered import TieredCritic, TieredPolicy

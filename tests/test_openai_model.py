@@ -206,3 +206,42 @@ def test_explicit_cache_breakpoint_for_new_official_models(monkeypatch):
     part = _wire(Message("user", "overview", cache=True), marks=True)["content"][0]
     assert part["prompt_cache_breakpoint"] == {"mode": "explicit"} and part["text"] == "overview"
     assert _wire(Message("user", "overview", cache=True))["content"] == "overview"
+
+
+# --- the run's time budget bounds a call, and every charge is in the event log ----------------
+
+
+def test_deadline_caps_the_http_timeout_and_the_retries(server, monkeypatch):
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    slow = OpenAIModel("gpt-4o-mini", base_url=server.url, api_key=KEY, timeout=30, backoff=FAST)
+    server.script(hang(10), hang(10), hang(10))
+    start = time.monotonic()
+    with pytest.raises(ModelError) as err:
+        slow.complete(MSGS, deadline=start + 0.6)
+    assert time.monotonic() - start < 3  # not 30 s of HTTP timeout per attempt
+    assert err.value.maybe_billed  # the hung attempt may still be billed
+
+
+def test_a_call_that_runs_into_the_time_limit_stops_the_run_and_is_charged_at_worst(
+    server, monkeypatch, tmp_path
+):
+    from agent.budget import Budget, BudgetExceeded, Limits
+    from agent.calls import Caller
+    from agent.run import call_recorder, spent_from_store
+    from agent.store import RunStore
+
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    slow = OpenAIModel("gpt-4o-mini", base_url=server.url, api_key=KEY, timeout=30, backoff=FAST)
+    budget = Budget(Limits(time_limit=1.0, cost_limit=1.0))
+    store = RunStore(tmp_path / "run.sqlite")
+    caller = Caller(slow, budget, 200, call_recorder(store, budget, lambda kind, data: None))
+    server.script(malformed(), hang(10), hang(10))  # a billed failure, then hangs past the time limit
+    start = time.monotonic()
+    with pytest.raises(BudgetExceeded) as err:
+        caller("plan", MSGS)
+    assert err.value.limit == "time" and time.monotonic() - start < 3
+    worst = slow.price().worst_case(1, 200)  # a lower bound on one attempt's worst case
+    assert budget.spent.cost >= 2 * worst  # the garbled and the hung attempt: either may be billed
+    rebuilt = spent_from_store(store)  # what a resumed run would believe it spent
+    assert (rebuilt.turns, rebuilt.cost) == (budget.spent.turns, pytest.approx(budget.spent.cost))
+    store.close()

@@ -53,7 +53,9 @@ class AnthropicModel(ProviderModel):
     ) -> Completion:
         sent = textcalls.to_text_messages(messages, tools) if text_mode else messages
         system, wire = to_wire(sent)
-        body: dict[str, Any] = {"model": self.model_id, "max_tokens": max_tokens, "messages": wire}
+        body: dict[str, Any] = {
+            "model": self.model_id, "max_tokens": max_tokens, "messages": wire, "timeout": extra["timeout"]
+        }  # fmt: skip
         if "stop" in extra:
             body["stop_sequences"] = [extra["stop"]] if isinstance(extra["stop"], str) else extra["stop"]
         if system:
@@ -65,7 +67,7 @@ class AnthropicModel(ProviderModel):
         try:
             reply = self._fetch_stream(body) if self.stream else self._fetch(body)
         except anthropic.APITimeoutError:
-            raise Transient(f"no reply within {self.timeout:g}s", maybe_billed=True) from None
+            raise Transient(f"no reply within {body['timeout']:g}s", maybe_billed=True) from None
         except anthropic.APIConnectionError as e:
             cause = type(e.__cause__).__name__ if e.__cause__ is not None else type(e).__name__
             refused = "connect" in cause.lower()

@@ -7,7 +7,13 @@ from typing import Any, Protocol, runtime_checkable
 
 
 class ModelError(Exception):
-    """A model call that failed for good (after any retries). The node that asked fails, the run goes on."""
+    """A model call that failed for good (after any retries). The node that asked fails, the run goes on.
+
+    `maybe_billed`: the last attempt may have been billed (timeout, dropped or garbled reply)."""
+
+    def __init__(self, message: str, maybe_billed: bool = False):
+        super().__init__(message)
+        self.maybe_billed = maybe_billed
 
 
 class ConfigError(Exception):

@@ -69,7 +69,7 @@ class OpenAIModel(ProviderModel):
         try:
             reply = self._fetch_stream(body) if self.stream else self._fetch(body)
         except openai.APITimeoutError:
-            raise Transient(f"no reply within {self.timeout:g}s", maybe_billed=True) from None
+            raise Transient(f"no reply within {body['timeout']:g}s", maybe_billed=True) from None
         except openai.APIConnectionError as e:
             refused = "connect" in type(e.__cause__).__name__.lower()
             where = self._client.base_url

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -88,17 +89,32 @@ class ProviderModel:
         max_tokens: int = 4096,
         temperature: float | None = None,
         on_attempt: Callable[[Failure], None] | Callable[[], None] | None = None,
+        deadline: float | None = None,
         **params: Any,
     ) -> Completion:
-        """One completion; retries are bounded and each is announced to `on_attempt` first."""
+        """One completion; retries are bounded and each is announced to `on_attempt` first.
+
+        `deadline` (a `time.monotonic()` value, from the run's time budget) caps every attempt's
+        HTTP timeout and every wait between attempts, so a call never outlives the budget."""
         extra = {k: params[k] for k in PASSTHROUGH if k in params}
+
+        def attempt(text_mode: bool) -> Completion:
+            timeout = self.timeout
+            if deadline is not None:
+                timeout = min(timeout, deadline - time.monotonic())
+                if timeout <= 0:
+                    raise ModelError(f"{self.name}: no time left in the run's budget")
+            return self._once(
+                messages, tools or None, text_mode, max_tokens, temperature, {**extra, "timeout": timeout}
+            )
 
         def run(text_mode: bool) -> Completion:
             return with_retries(
-                lambda: self._once(messages, tools or None, text_mode, max_tokens, temperature, extra),
+                lambda: attempt(text_mode),
                 self.backoff,
                 what=self.name,
                 on_attempt=on_attempt,
+                deadline=deadline,
             )
 
         try:

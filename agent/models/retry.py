@@ -108,11 +108,13 @@ def with_retries(
     what: str,
     on_attempt: Callable[..., None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    deadline: float | None = None,
 ) -> T:
     """Run `fn`, retrying `Transient` failures at most `backoff.max_retries` times.
 
     `on_attempt(failure)` is called before every attempt after the first (before the wait);
     whatever it raises ends the retries and propagates. Anything else `fn` raises propagates at once.
+    No retry starts whose wait would end past `deadline` (a `time.monotonic()` value).
     """
     attempt = 0
     while True:
@@ -122,13 +124,18 @@ def with_retries(
             e = Transient(redact(str(raw)), raw.retry_after, raw.maybe_billed)  # messages may quote URLs
             attempt += 1
             if attempt > backoff.max_retries:
-                raise ModelError(f"{what}: {e} (gave up after {backoff.max_retries} retries)") from None
+                raise ModelError(
+                    f"{what}: {e} (gave up after {backoff.max_retries} retries)", e.maybe_billed
+                ) from None
             if e.retry_after is not None and e.retry_after > backoff.max_retry_after:
                 raise ModelError(
                     f"{what}: {e}; the server asks to wait {e.retry_after:.0f}s, "
-                    f"more than the {backoff.max_retry_after:.0f}s allowed"
+                    f"more than the {backoff.max_retry_after:.0f}s allowed",
+                    e.maybe_billed,
                 ) from None
             wait = backoff.delay(attempt, e.retry_after)
+            if deadline is not None and time.monotonic() + wait >= deadline:
+                raise ModelError(f"{what}: {e}; no time left to retry", e.maybe_billed) from None
             log.warning("%s: %s; retry %d/%d in %.1fs", what, e, attempt, backoff.max_retries, wait)
             if on_attempt is not None:
                 report(on_attempt, Failure(attempt, str(e), e.maybe_billed))
