@@ -1,6 +1,7 @@
 """The Anthropic client path, driven through the real SDK against the fake server."""
 
 import logging
+import time
 
 import pytest
 from fakeserver import FakeServer, Reply, error, hang, malformed, text, tool_call, truncated
@@ -137,3 +138,13 @@ def test_proxy_without_tools_gets_text_calls(server):
     c = m.complete(MSGS, TOOLS)
     assert c.tool_calls[0].arguments == {"q": "z"} and "tools" not in server.requests[-1].body
     assert "<tool_call>" in server.requests[-1].body["system"][0]["text"]
+
+
+def test_deadline_caps_the_http_timeout(server, monkeypatch):
+    monkeypatch.delenv("ANTHROPIC_BASE_URL", raising=False)
+    slow = AnthropicModel("claude-sonnet-4-6", base_url=server.url, api_key=KEY, timeout=30, backoff=FAST)
+    server.script(hang(10), hang(10), hang(10))
+    start = time.monotonic()
+    with pytest.raises(ModelError, match="no reply within|no time left") as err:
+        slow.complete(MSGS, deadline=start + 0.6)
+    assert time.monotonic() - start < 3 and err.value.maybe_billed
