@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -94,3 +95,18 @@ def test_missing_key_is_one_clear_message(repo, tmp_path):
     )
     assert proc.returncode == 2
     assert "ANTHROPIC_API_KEY is not set" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_hung_server_cannot_hold_a_run_past_its_time_limit(repo, tmp_path):
+    """The model's own HTTP timeout is 120 s; the run's 4 s time limit wins, and it is a limit, not an error."""
+    with FakeServer(brain=lambda req: Reply(hang=60)) as server:
+        start = time.monotonic()
+        proc = treefix(
+            repo, tmp_path / "run", "-m", "openai/gpt-4o-mini", "--base-url", server.url, "--time-limit", "4"
+        )
+        took = time.monotonic() - start
+    assert took < 20, f"the run took {took:.0f}s"
+    assert proc.returncode == 3, proc.stderr[-2000:]  # budget exhausted before any candidate
+    summary = json.loads(proc.stdout)
+    assert summary["exit_status"] == "limit:time" and summary["usage"]["turns"] >= 1
+    assert summary["usage"]["cost"] > 0  # the hung attempt may be billed: charged at its worst case
