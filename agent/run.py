@@ -23,7 +23,7 @@ from agent.store import RunStore
 from agent.task import Task
 from agent.tree import Node, NodeKind, NodeStatus
 from tools.sandbox import default_sandbox
-from tools.workspace import Workspace
+from tools.workspace import Workspace, WorkspaceError
 
 EXIT_VERIFIED, EXIT_UNVERIFIED, EXIT_BAD_INPUT, EXIT_BUDGET = 0, 1, 2, 3
 
@@ -108,14 +108,35 @@ def run_fix(
     return _search(store, run_dir, task, config, workspace, on_event, ledger, resume=False)
 
 
-def resume_run(run_dir: Path, on_event: EventSink | None = None, ledger: Ledger | None = None) -> RunOutcome:
+def resume_run(
+    run_dir: Path,
+    on_event: EventSink | None = None,
+    ledger: Ledger | None = None,
+    moved: Task | None = None,
+    config: RunConfig | None = None,
+) -> RunOutcome:
+    """Continue a stopped or killed run. `moved`: the same task in a rebuilt repository (a batch
+    instance whose temporary checkout is gone); it must have the run's task, base commit and, when
+    given, `config`, or the run cannot be resumed (ConfigError) and nothing is changed."""
     path = run_dir / "run.sqlite"
     if not path.is_file():
         raise ConfigError(f"no run found at {run_dir}")
     store = RunStore(path)
     task = Task.from_dict(store.get_meta("task"))
-    config = RunConfig.from_dict(store.get_meta("config"))
-    return _search(store, run_dir, task, config, Workspace(task.repo, task.base), on_event, ledger, resume=True)
+    stored = RunConfig.from_dict(store.get_meta("config"))
+    try:
+        if config is not None and with_policy_defaults(config).to_dict() != stored.to_dict():
+            raise ConfigError(f"{run_dir} was made with other settings")
+        if moved is not None and (moved.problem_statement, moved.test_cmd) != (task.problem_statement, task.test_cmd):
+            raise ConfigError(f"{run_dir} holds a run of another task")
+        workspace = Workspace(moved.repo if moved else task.repo, task.base)
+    except (ConfigError, WorkspaceError):
+        store.close()
+        raise
+    if moved is not None:
+        task = Task(**{**moved.to_dict(), "repo": workspace.root, "base": workspace.base_sha})
+        store.set_meta("task", task.to_dict())
+    return _search(store, run_dir, task, stored, workspace, on_event, ledger, resume=True)
 
 
 def with_policy_defaults(config: RunConfig) -> RunConfig:

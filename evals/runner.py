@@ -286,7 +286,9 @@ class _Loop:
             while self.items and self.free and not self.interrupts and not self._global_limit_hit(display):
                 item = self.items.popleft()
                 slot = self.free.pop(0)
-                shutil.rmtree(Path(item.run_dir), ignore_errors=True)  # a killed or errored earlier attempt
+                if self.opts.redo_existing or item.instance_id in self.state.statuses:
+                    shutil.rmtree(Path(item.run_dir), ignore_errors=True)  # redone, or errored before
+                # else a run left by a killed batch, if any: the worker resumes it
                 self.started[item.instance_id] = time.monotonic()
                 self.executor.start(slot, item)
                 display.started(slot, item.instance_id)

@@ -20,9 +20,14 @@ from collections.abc import Callable
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from evals.dataset import AgentTask, Instance
+
+if TYPE_CHECKING:  # the agent is imported in the worker process only, when it starts a search
+    from agent.budget import Ledger
+    from agent.run import RunConfig, RunOutcome
+    from agent.task import Task
 
 Emit = Callable[[str, dict[str, Any]], None]
 ERROR = "error"  # exit status prefix of an instance that failed before or outside the search
@@ -119,7 +124,7 @@ def solve(item: WorkItem, emit: Emit | None = None) -> WorkResult:
 
 
 def _solve(item: WorkItem, work: Path, emit: Emit, start: float) -> WorkResult:
-    from agent.run import RunConfig, run_fix
+    from agent.run import RunConfig
     from agent.task import Task
     from evals.environment import ensure_venv
 
@@ -144,7 +149,7 @@ def _solve(item: WorkItem, work: Path, emit: Emit, start: float) -> WorkResult:
         ledger = SqliteLedger(Path(item.ledger), GlobalLimits(cost=item.global_cost_limit))
     run_dir = Path(item.run_dir)
     emit("phase", {"phase": "search"})
-    outcome = run_fix(task, RunConfig.from_dict(item.config), run_dir, on_event=emit, ledger=ledger)
+    outcome = _run_or_resume(task, RunConfig.from_dict(item.config), run_dir, emit, ledger)
     patch = outcome.patch
     if item.visible is not None:
         # The harness resets the hidden test files anyway; edits there would only break the apply.
@@ -156,6 +161,26 @@ def _solve(item: WorkItem, work: Path, emit: Emit, start: float) -> WorkResult:
         item.instance_id, outcome.exit_status, outcome.exit_code, patch, outcome.summary, tree,
         wall_time=time.monotonic() - start,
     )  # fmt: skip
+
+
+def _run_or_resume(
+    task: Task, config: RunConfig, run_dir: Path, emit: Emit, ledger: Ledger | None
+) -> RunOutcome:
+    """A run left by a killed batch is resumed in the rebuilt repository (same base commit: the
+    build is deterministic), so its nodes and spend are kept; one that cannot be is started over."""
+    from agent.models.base import ConfigError
+    from agent.run import resume_run, run_fix
+    from tools.workspace import WorkspaceError
+
+    if (run_dir / "run.sqlite").is_file():
+        try:
+            outcome = resume_run(run_dir, on_event=emit, ledger=ledger, moved=task, config=config)
+            print(f"resumed the run in {run_dir}")
+            return outcome
+        except (ConfigError, WorkspaceError) as e:
+            print(f"starting over: the run in {run_dir} cannot be resumed ({e})")
+            shutil.rmtree(run_dir)
+    return run_fix(task, config, run_dir, on_event=emit, ledger=ledger)
 
 
 def agent_repo(

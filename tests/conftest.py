@@ -1,5 +1,6 @@
 """Shared fixtures: small real git repositories."""
 
+import sqlite3
 import subprocess
 from pathlib import Path
 
@@ -37,3 +38,16 @@ def make_repo(path: Path, files: dict[str, str]) -> Path:
 @pytest.fixture
 def git_repo(tmp_path: Path) -> Path:
     return make_repo(tmp_path / "repo", DEFAULT_FILES)
+
+
+def node_ids(db: Path) -> list[str]:
+    """The node ids in a run store, read with plain sqlite3 while another process may be writing."""
+    if not db.exists():
+        return []
+    con = sqlite3.connect(db)
+    try:
+        return [r[0] for r in con.execute("SELECT id FROM nodes ORDER BY seq")]
+    except sqlite3.OperationalError:  # not created yet
+        return []
+    finally:
+        con.close()

@@ -3,12 +3,12 @@
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
 
-from conftest import make_repo
+import pytest
+from conftest import make_repo, node_ids
 from scripted import BUGGY, PLAN, WRONG, critic
 
 TREEFIX = [sys.executable, "-m", "agent.cli"]
@@ -21,20 +21,13 @@ def write_cassette(path, n=40):
 
     lines = []
     for _ in range(n):
-        lines += [entry("plan", PLAN), entry("code", WRONG), entry("repair", WRONG), entry("critic", critic(0.3))]
+        lines += [
+            entry("plan", PLAN),
+            entry("code", WRONG),
+            entry("repair", WRONG),
+            entry("critic", critic(0.3)),
+        ]
     path.write_text("\n".join(lines) + "\n")
-
-
-def node_ids(db):
-    if not db.exists():
-        return []
-    con = sqlite3.connect(db)
-    try:
-        return [r[0] for r in con.execute("SELECT id FROM nodes ORDER BY seq")]
-    except sqlite3.OperationalError:
-        return []
-    finally:
-        con.close()
 
 
 def test_sigkill_mid_search_then_resume(tmp_path):
@@ -43,8 +36,19 @@ def test_sigkill_mid_search_then_resume(tmp_path):
     write_cassette(cassette)
     run_dir = tmp_path / "run"
     cmd = [
-        *TREEFIX, "fix", str(repo), "--issue", "clamp(9, 0, 5) returns 0", "-m", f"replay:{cassette}",
-        "--test-cmd", "sleep 0.2; python -m pytest -q -p no:cacheprovider", "--max-nodes", "9", "-o", str(run_dir),
+        *TREEFIX,
+        "fix",
+        str(repo),
+        "--issue",
+        "clamp(9, 0, 5) returns 0",
+        "-m",
+        f"replay:{cassette}",
+        "--test-cmd",
+        "sleep 0.2; python -m pytest -q -p no:cacheprovider",
+        "--max-nodes",
+        "9",
+        "-o",
+        str(run_dir),
     ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 120
@@ -70,3 +74,43 @@ def test_sigkill_mid_search_then_resume(tmp_path):
     assert summary["exit_status"] == "limit:nodes"
     # spend from before the kill is kept: every call is in the event log
     assert summary["usage"]["turns"] >= 2 * 9
+
+
+def test_a_run_moves_to_a_rebuilt_repository_only_for_the_same_task_and_settings(tmp_path):
+    """What a batch rerun relies on: resume in a new checkout of the same base commit."""
+    from agent.budget import Limits
+    from agent.models.base import ConfigError
+    from agent.run import RunConfig, resume_run, run_fix
+    from agent.task import Task
+    from tools.workspace import WorkspaceError
+
+    repo = make_repo(tmp_path / "repo", BUGGY)
+    cassette = tmp_path / "cassette.jsonl"
+    write_cassette(cassette)
+    task = Task(
+        repo=repo,
+        problem_statement="clamp(9, 0, 5) returns 0",
+        test_cmd="python -m pytest -q -p no:cacheprovider",
+    )
+    config = RunConfig(model=f"replay:{cassette}", limits=Limits(max_nodes=3, cost_limit=0))
+    run_dir = tmp_path / "run"
+    first = run_fix(task, config, run_dir)
+    before = node_ids(run_dir / "run.sqlite")
+
+    elsewhere = make_repo(tmp_path / "other", BUGGY)  # same files, another commit
+    with pytest.raises(WorkspaceError, match="unknown base revision"):
+        resume_run(run_dir, moved=Task(**{**task.to_dict(), "repo": elsewhere}), config=config)
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(repo), str(clone)], check=True)
+    moved = Task(**{**task.to_dict(), "repo": clone})
+    with pytest.raises(ConfigError, match="another task"):
+        resume_run(
+            run_dir, moved=Task(**{**moved.to_dict(), "problem_statement": "something else"}), config=config
+        )
+    with pytest.raises(ConfigError, match="other settings"):
+        resume_run(run_dir, moved=moved, config=RunConfig(model=f"replay:{cassette}", search="linear"))
+    assert node_ids(run_dir / "run.sqlite") == before  # refused: nothing changed
+
+    again = resume_run(run_dir, moved=moved, config=config)
+    assert again.run_id == first.run_id and node_ids(run_dir / "run.sqlite")[: len(before)] == before
+    assert json.loads((run_dir / "summary.json").read_text())["run_id"] == first.run_id

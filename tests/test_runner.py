@@ -1,5 +1,6 @@
 import io
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -9,11 +10,13 @@ from pathlib import Path
 import pytest
 import yaml
 from batchdata import BROKEN, BUGS, read_preds, shared_batch_data, treefix
+from conftest import node_ids
 from rich.console import Console
 from typer.testing import CliRunner
 
 from agent.ledger import GlobalLimits, SqliteLedger
 from agent.models.base import ConfigError
+from agent.store import RunStore
 from evals.cli import app
 from evals.dataset import load_dataset
 from evals.outputs import model_name_or_path
@@ -187,3 +190,54 @@ def test_workers_share_the_global_cost_ledger(data, tmp_path, monkeypatch):
     assert item.ledger == str(tmp_path.resolve() / "ledger.sqlite")
     result = solve(item)
     assert model.calls == [] and result.exit_status == "limit:global cost", result.error
+
+
+def test_an_instance_killed_mid_search_is_resumed_not_redone(data, tmp_path):
+    """SIGKILL the batch while an instance's tree is half built: the rerun keeps its run and nodes."""
+    cassettes = tmp_path / "cassettes"
+    cassettes.mkdir()
+    wrong = "mathx/core.py\n```\n<<<<<<< SEARCH\n    return max(lo, min(x, hi - 1))\n=======\n    return lo\n>>>>>>> REPLACE\n```"
+    plan = "TITLE: fix clamp\nROOT CAUSE: mathx/core.py\nSTRATEGY: fix the bound.\nREPRODUCTION: see issue"
+    critic = '{"value": 0.3, "rationale": "still wrong", "advice": ""}'
+    usage = {"input_tokens": 100, "output_tokens": 10, "cached_tokens": 0, "cache_write_tokens": 0}
+    entries = [
+        (r, t)
+        for _ in range(20)
+        for r, t in (("plan", plan), ("code", wrong), ("repair", wrong), ("critic", critic))
+    ]
+    (cassettes / "mathx-1.jsonl").write_text(
+        "".join(
+            json.dumps({"role": r, "request": "", "completion": {"text": t, "usage": usage}}) + "\n"
+            for r, t in entries
+        )
+    )
+    out = tmp_path / "out"
+    args = [
+        "swebench",
+        "run",
+        *data.run_args(out, "-i", "mathx-1", "--max-nodes", "10"),
+        "-m",
+        f"replay:{cassettes}",
+    ]
+    db = out / "mathx-1" / "run" / "run.sqlite"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from agent.cli import main; main()", *args],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    deadline = time.time() + 120
+    while len(node_ids(db)) < 4 and time.time() < deadline:
+        assert proc.poll() is None, "the batch ended before it could be killed"
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # the runner and its worker process
+    proc.wait()
+    before = node_ids(db)
+    assert len(before) >= 4 and "mathx-1" not in read_preds(out)  # unfinished
+    run_id = RunStore(db).get_meta("run_id")
+
+    res = treefix(*args)
+    assert res.returncode == 0, res.stderr[-2000:]
+    summary = json.loads((out / "mathx-1" / "summary.json").read_text())
+    assert summary["run_id"] == run_id  # the same run, continued
+    after = node_ids(db)
+    assert after[: len(before)] == before and len(after) == 10 + 1  # every node kept; the budget is the run's
+    assert "resumed the run" in (out / "mathx-1" / "worker.log").read_text()
