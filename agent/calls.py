@@ -11,6 +11,7 @@ from typing import Any
 from agent.budget import Budget, BudgetExceeded
 from agent.models.base import ChatModel, Completion, Message, ModelError, ToolSpec
 from agent.models.retry import Failure, billed_worst_case
+from agent.models.tokens import fit_messages
 
 
 def prompt_bound(messages: list[Message], tools: list[ToolSpec] | None = None) -> int:
@@ -34,12 +35,18 @@ CallListener = Callable[[str, Completion | None, str], None]
 
 class Caller:
     def __init__(
-        self, model: ChatModel, budget: Budget, max_output_tokens: int, on_call: CallListener | None = None
+        self,
+        model: ChatModel,
+        budget: Budget,
+        max_output_tokens: int,
+        on_call: CallListener | None = None,
+        context: int | None = None,
     ):
         self.model = model
         self.budget = budget
         self.max_output_tokens = max_output_tokens
         self.on_call = on_call
+        self.context = context  # the model's context window; None: the price table's, else a safe default
         self._price = model.price()
 
     def __call__(
@@ -49,7 +56,11 @@ class Caller:
         tools: list[ToolSpec] | None = None,
         usage: dict[str, float] | None = None,
     ) -> Completion:
-        """One call for `role`; raises BudgetExceeded before spending, ModelError when the call failed."""
+        """One call for `role`; raises BudgetExceeded before spending, ModelError when the call failed.
+
+        A prompt too long for the model's context (long tool output in a plan's tool loop, say) is
+        cut head and tail in its middle messages first; the shared prefix is never touched."""
+        messages = fit_messages(messages, tools, self.model.name, self.max_output_tokens, self.context)
         bound = prompt_bound(messages, tools)
         ticket = self.budget.reserve(role, bound, self.max_output_tokens, self._price)
         completion: Completion | None = None

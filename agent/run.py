@@ -47,6 +47,7 @@ class RunConfig:
     label: str = ""  # extra words for model_name_or_path in batch outputs (e.g. visible tests)
     map_tokens: int = 2048  # size of the repository map in the shared prompt prefix
     tier: str = ""  # "offline": try no-model candidates first, within a share of the budget
+    context_window: int = 0  # tokens the model accepts; 0: the price table's figure, else 32k
 
     def params(self) -> SearchParams:
         return SearchParams(
@@ -278,7 +279,9 @@ def _agents(
 
     from agent.policies.llm import LLMPolicy
 
-    caller = Caller(model, budget, config.limits.max_output_tokens, call_recorder(store, budget, emit))
+    caller = Caller(
+        model, budget, config.limits.max_output_tokens, call_recorder(store, budget, emit), config.context_window or None
+    )
     if config.tier == "offline":
         from agent.policies.offline import OfflineCritic, OfflinePolicy
         from agent.policies.tiered import TieredCritic, TieredPolicy
