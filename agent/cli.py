@@ -83,7 +83,7 @@ def fix(
     from click.core import ParameterSource
 
     from agent.config import build_config
-    from agent.run import run_fix
+    from agent.run import check_tier, run_fix
     from agent.select import STRATEGIES
     from agent.task import Task
 
@@ -110,8 +110,7 @@ def fix(
         _guarded(lambda: parse_price(price))  # a malformed price is bad input before anything runs
         typed["price"] = price
     run_config = _guarded(lambda: build_config(config or [], typed))
-    if run_config.tier not in ("", "offline"):
-        fail(f"unknown tier {run_config.tier!r}: the only tier is offline")
+    _guarded(lambda: check_tier(run_config.model, run_config.tier))
     if run_config.search not in STRATEGIES:
         fail(f"unknown search {run_config.search!r}: use one of {', '.join(STRATEGIES)}")
     task = Task(repo=repo.resolve(), problem_statement=issue or "", base=base, test_cmd=test_cmd, test_timeout=test_timeout)

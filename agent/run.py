@@ -140,6 +140,14 @@ def resume_run(
     return _search(store, run_dir, task, stored, workspace, on_event, ledger, resume=True)
 
 
+def check_tier(model: str, tier: str) -> None:
+    """`--tier offline` puts free candidates before a model's; it means nothing without a model."""
+    if tier not in ("", "offline"):
+        raise ConfigError(f"unknown tier {tier!r}: the only tier is offline")
+    if tier and model == "offline":
+        raise ConfigError("--tier offline is for model runs: -m offline is the offline policy already")
+
+
 def with_policy_defaults(config: RunConfig) -> RunConfig:
     """The offline policy's preferred search settings, where the config still holds our defaults.
 

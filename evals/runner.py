@@ -165,14 +165,14 @@ def preflight(opts: BatchOptions, config: RunConfig) -> None:
     """Fail before any instance starts on what would fail them all: bad model, unenforceable limits."""
     from agent.budget import Budget
     from agent.models.registry import load_model
+    from agent.run import check_tier
     from agent.select import STRATEGIES
 
     if opts.search not in STRATEGIES:
         raise ConfigError(f"unknown search {opts.search!r}: use one of {', '.join(STRATEGIES)}")
     if opts.workers < 1:
         raise ConfigError("-w/--workers must be at least 1")
-    if opts.tier not in ("", "offline"):
-        raise ConfigError(f"unknown tier {opts.tier!r}: the only tier is offline")
+    check_tier(opts.model, opts.tier)
     if opts.model == "offline":
         try:
             import agent.policies.offline  # noqa: F401

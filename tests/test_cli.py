@@ -41,6 +41,8 @@ def test_unknown_model(tmp_path):
 def test_unknown_search_and_bad_run(tmp_path):
     repo = make_repo(tmp_path / "repo", BUGGY)
     assert_clear_error(treefix("fix", str(repo), "--issue", "bug", "--search", "dfs"), "unknown search")
+    assert_clear_error(treefix("fix", str(repo), "--issue", "bug", "--tier", "cheap"), "unknown tier")
+    assert_clear_error(treefix("fix", str(repo), "--issue", "bug", "--tier", "offline"), "for model runs")
     assert_clear_error(treefix("resume", "no-such-run", cwd=repo), "no run")
     assert_clear_error(treefix("inspect", "no-such-run", cwd=repo), "no run")
 

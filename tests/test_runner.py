@@ -171,6 +171,8 @@ def test_bad_input_is_one_message_and_exit_2(data, tmp_path):
     assert code == 2 and "unknown executor" in err
     code, err = run(*data.run_args(tmp_path / "o", "--tier", "cheap"))
     assert code == 2 and "unknown tier 'cheap'" in err
+    code, err = run(*data.run_args(tmp_path / "o", "-m", "offline", "--tier", "offline"))
+    assert code == 2 and "for model runs" in err
     assert not (tmp_path / "o").exists()  # nothing written on bad input
 
 
