@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 app = typer.Typer(
     add_completion=False,
@@ -28,8 +29,15 @@ class UserError(Exception):
 
 
 def fail(message: str, code: int = 2) -> None:
-    console.print(f"[bold red]error:[/] {message}")
+    console.print(f"[bold red]error:[/] {escape(message)}")  # messages quote paths and flags: no markup
     raise typer.Exit(code)
+
+
+def _typed_by_user(ctx: typer.Context, name: str) -> bool:
+    """Did the user give this flag? Then it beats -c and the config file; a default does not.
+    By name: typer may ship its own copy of click, whose ParameterSource is another enum."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name != "DEFAULT"
 
 
 # flag name -> config key, for the flags that feed the RunConfig
@@ -80,8 +88,6 @@ def fix(
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
 ) -> None:
     """Search for a fix of ISSUE in REPO."""
-    from click.core import ParameterSource
-
     from agent.config import build_config
     from agent.run import check_tier, run_fix
     from agent.select import STRATEGIES
@@ -91,17 +97,16 @@ def fix(
         fail("give the issue text with exactly one of --issue TEXT or --issue-file PATH")
     if issue_file is not None:
         if not issue_file.is_file():
-            fail(f"issue file not found: {issue_file}")
-        issue = issue_file.read_text()
+            fail(f"issue file not found: {issue_file}" if not issue_file.exists() else f"not a file: {issue_file}")
+        try:
+            issue = issue_file.read_text()
+        except UnicodeDecodeError:
+            fail(f"{issue_file} is not UTF-8 text")
     if not (issue or "").strip():
         fail("the issue text is empty")
     if not repo.is_dir():
         fail(f"not a directory: {repo}")
-    typed = {
-        key: ctx.params[name]
-        for name, key in FLAG_KEYS.items()
-        if ctx.get_parameter_source(name) is not ParameterSource.DEFAULT
-    }
+    typed = {key: ctx.params[name] for name, key in FLAG_KEYS.items() if _typed_by_user(ctx, name)}
     if record:
         typed["record"] = str(record)
     if price:
@@ -111,14 +116,22 @@ def fix(
         typed["price"] = price
     run_config = _guarded(lambda: build_config(config or [], typed))
     _guarded(lambda: check_tier(run_config.model, run_config.tier))
+    _guarded(run_config.validate)
     if run_config.search not in STRATEGIES:
         fail(f"unknown search {run_config.search!r}: use one of {', '.join(STRATEGIES)}")
+    if record:
+        _check_record(record, run_config.model)
     task = Task(repo=repo.resolve(), problem_statement=issue or "", base=base, test_cmd=test_cmd, test_timeout=test_timeout)
     if apply:
         _refuse_dirty(task.repo)
     outcome = _guarded(lambda: run_fix(task, run_config, output.resolve() if output else None, on_event=_progress()))
     _report(outcome, as_json)
-    if apply and outcome.patch:
+    _explain_empty(outcome)
+    if apply and outcome.patch and outcome.exit_code != 0 and test_cmd:
+        console.print(
+            f"[yellow]not applied[/]: the best patch does not pass the tests; it is in {outcome.run_dir / 'patch.diff'}"
+        )
+    elif apply and outcome.patch:
         from tools.workspace import Workspace
 
         ws = Workspace(task.repo)
@@ -151,7 +164,7 @@ def inspect(
     tree = _guarded(lambda: load_tree(_run_dir(run)))
     out.print(render_tree(tree))
     if html:
-        write_html(tree, html)
+        _guarded(lambda: write_html(tree, html))
         console.print(f"wrote {html}")
 
 
@@ -160,6 +173,8 @@ def runs(repo: Annotated[Path, typer.Argument()] = Path(".")) -> None:
     """List the runs made in REPO."""
     from agent.inspect import runs_table
 
+    if not repo.is_dir():
+        fail(f"not a directory: {repo}")
     out.print(runs_table(repo.resolve() / ".treefix" / "runs"))
 
 
@@ -233,6 +248,39 @@ def _progress():  # type: ignore[no-untyped-def]
     return progress_printer(console)
 
 
+def _check_record(record: Path, model: str) -> None:
+    """A cassette is written to a new file only: appending would corrupt the user's file."""
+    if model == "offline":
+        fail("--record writes a model's replies: -m offline makes no model calls")
+    if record.exists():
+        fail(f"{record} already exists: record to a new file")
+    if not record.parent.is_dir():
+        fail(f"cannot record to {record}: {record.parent} is not a folder")
+
+
+def _explain_empty(outcome) -> None:  # type: ignore[no-untyped-def]
+    """Say why a run made no candidate at all, when its store knows (the offline policy's localisation)."""
+    if outcome.best_node is not None:
+        return
+    from agent.store import RunStore
+
+    store = RunStore(outcome.run_dir / "run.sqlite")
+    try:
+        found = store.events("localise")
+    finally:
+        store.close()
+    if not found:
+        return
+    e = found[-1]
+    if e.get("error"):
+        console.print(f"[yellow]no candidate[/]: the test command gave no usable test results: {e['error']}")
+    elif not e.get("failing"):
+        console.print(
+            f"[yellow]no candidate[/]: no test failed at the base ({e.get('tests', 0)} ran); "
+            "the offline policy needs a test that fails because of the issue"
+        )
+
+
 def _report(outcome, as_json: bool) -> None:  # type: ignore[no-untyped-def]
     if as_json:
         out.print_json(json.dumps(outcome.summary))
@@ -254,12 +302,23 @@ def _register_plugins() -> None:
             console.print(f"[yellow]warning:[/] `treefix {ep.name}` is unavailable: {e}")
 
 
+def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:  # type: ignore[no-untyped-def]
+    """Our warnings (an unknown price, say) as one line, not Python's two-line source excerpt."""
+    console.print(f"[yellow]warning:[/] {escape(str(message))}", highlight=False)
+
+
 def main() -> None:
+    import warnings
+
+    warnings.showwarning = _warning_line
     _register_plugins()
     try:
         app()
     except BrokenPipeError:
         sys.exit(1)
+    except OSError as e:  # a path the user gave that cannot be read or written, met deep in a command
+        console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

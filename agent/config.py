@@ -61,12 +61,17 @@ def read_source(source: str) -> dict[str, Any]:
     """One `-c` source as flat dotted keys."""
     if "=" in source and not Path(source).is_file():
         key, _, raw = source.partition("=")
-        return {key.strip(): yaml.safe_load(raw) if raw.strip() else ""}
+        try:
+            return {key.strip(): yaml.safe_load(raw) if raw.strip() else ""}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"-c {source!r}: the value is not valid YAML ({e.problem or e})") from None
     path = Path(source)
     if not path.is_file():
         raise ConfigError(f"config {source!r} is neither a file nor a key=value")
     try:
         loaded = yaml.safe_load(path.read_text()) or {}
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a UTF-8 text file") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML/JSON: {e}") from None
     if not isinstance(loaded, dict):

@@ -10,6 +10,7 @@ from pathlib import Path
 from rich.console import Console
 
 from agent.models.base import ConfigError
+from agent.models.registry import load_model
 from agent.run import RunConfig, run_fix
 from agent.task import Task
 
@@ -23,6 +24,8 @@ def make_example_repo(directory: Path, name: str = EXAMPLE) -> Path:
     source = EXAMPLES / name
     if not source.is_dir():
         raise ConfigError(f"example {name!r} not found under {EXAMPLES} (install treefix from its source tree)")
+    if directory.exists() and not directory.is_dir():
+        raise ConfigError(f"{directory} is not a folder; give an empty or new --dir")
     if directory.exists() and any(directory.iterdir()):
         raise ConfigError(f"{directory} is not empty; give an empty or new --dir")
     shutil.copytree(source, directory, dirs_exist_ok=True)
@@ -39,8 +42,12 @@ def demo_model(model: str) -> str:
 
 
 def run_demo(directory: Path | None, model: str, on_event, out: Console) -> int:  # type: ignore[no-untyped-def]
+    load_model(demo_model(model))  # an unknown model or a missing key fails before anything is copied
     directory = (directory or Path(tempfile.mkdtemp(prefix="treefix-demo-"))).resolve()
-    repo = make_example_repo(directory)
+    try:
+        repo = make_example_repo(directory)
+    except OSError as e:
+        raise ConfigError(f"cannot make the example repository in {directory}: {e.strerror or e}") from None
     issue = (repo / "ISSUE.md").read_text()
     out.print(f"[bold]example repository:[/] {repo}\n[bold]issue:[/] {issue.splitlines()[0]}")
     config = RunConfig(model=demo_model(model))

@@ -23,7 +23,13 @@ def load_tree(run_dir: Path) -> dict[str, Any]:
     """tree.json when the run finished; otherwise the live store (a killed run still shows its nodes)."""
     path = run_dir / "tree.json"
     if path.is_file():
-        return json.loads(path.read_text())
+        try:
+            tree = json.loads(path.read_text())
+        except (ValueError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{path}: not a treefix tree ({e})") from None
+        if not isinstance(tree, dict) or not isinstance(tree.get("nodes"), list):
+            raise ConfigError(f"{path}: not a treefix tree (no node list)")
+        return tree
     if not (run_dir / "run.sqlite").is_file():
         raise ConfigError(f"no run found at {run_dir}")
     store = RunStore(run_dir / "run.sqlite")
@@ -75,7 +81,10 @@ def render_tree(tree: dict[str, Any]) -> Tree:
 def write_html(tree: dict[str, Any], path: Path) -> None:
     console = Console(record=True, width=140, file=open("/dev/null", "w"))  # noqa: SIM115
     console.print(render_tree(tree))
-    path.write_text(console.export_html())
+    try:
+        path.write_text(console.export_html())
+    except OSError as e:
+        raise ConfigError(f"cannot write {path}: {e.strerror or e}") from None
 
 
 def runs_table(runs_dir: Path) -> Table:

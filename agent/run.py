@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import secrets
 import sqlite3
 import time
@@ -49,6 +50,25 @@ class RunConfig:
     tier: str = ""  # "offline": try no-model candidates first, within a share of the budget
     context_window: int = 0  # tokens the model accepts; 0: the price table's figure, else 32k
 
+    def validate(self) -> None:
+        """Numbers a run cannot mean: negative or NaN limits, no room for a node. ConfigError."""
+        at_least = {
+            "limits.cost_limit": 0, "limits.max_turns": 0, "limits.max_tokens": 0, "limits.time_limit": 0,
+            "limits.max_nodes": 0, "limits.max_depth": 1, "limits.turns_per_node": 1,
+            "limits.max_output_tokens": 1, "limits.reserve_cost": 0, "workers": 1, "exploration": 0,
+            "widen_k": 0, "widen_alpha": 0, "max_children": 1, "exec_weight": 0, "critic_weight": 0,
+            "map_tokens": 0, "context_window": 0,
+        }  # fmt: skip
+        for key, low in at_least.items():
+            head, _, rest = key.partition(".")
+            value = getattr(self.limits, rest) if rest else getattr(self, head)
+            if math.isnan(value) or value < low:
+                raise ConfigError(f"{key} must be at least {low}, got {value}")
+        if math.isinf(self.limits.cost_limit) or math.isinf(self.limits.time_limit):
+            raise ConfigError("a limit of infinity: use 0 for no limit")
+        if self.exec_weight + self.critic_weight <= 0:
+            raise ConfigError("exec_weight and critic_weight cannot both be 0")
+
     def params(self) -> SearchParams:
         return SearchParams(
             strategy=self.search,
@@ -95,18 +115,37 @@ def run_fix(
     ledger: Ledger | None = None,
 ) -> RunOutcome:
     """Search for a fix of `task`. Raises ConfigError / WorkspaceError for bad input, before any spend."""
+    config.validate()
+    check_tier(config.model, config.tier)
+    if task.test_timeout <= 0 or math.isnan(task.test_timeout):
+        raise ConfigError(f"the test timeout must be a positive number of seconds, got {task.test_timeout}")
     workspace = Workspace(task.repo, task.base)
+    if config.model == "offline" and not task.test_cmd:
+        raise ConfigError("the offline policy needs --test-cmd: a command whose tests fail because of the issue")
     config = with_policy_defaults(config)
     run_id = new_run_id()
     run_dir = run_dir or workspace.root / ".treefix" / "runs" / run_id
-    if (run_dir / "run.sqlite").exists():
-        raise ConfigError(f"{run_dir} already holds a run; use `treefix resume {run_dir}`")
+    _check_run_dir(run_dir)
     store = RunStore(run_dir / "run.sqlite")
     task = Task(**{**task.to_dict(), "repo": workspace.root, "base": workspace.base_sha})
     store.set_meta("run_id", run_id)
     store.set_meta("task", task.to_dict())
     store.set_meta("config", config.to_dict())
     return _search(store, run_dir, task, config, workspace, on_event, ledger, resume=False)
+
+
+def _check_run_dir(run_dir: Path) -> None:
+    """A new run gets a new or empty folder: its files would overwrite whatever is there."""
+    if (run_dir / "run.sqlite").exists():
+        raise ConfigError(f"{run_dir} already holds a run; use `treefix resume {run_dir}`")
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"{run_dir} is a file; give a new or empty folder with -o")
+    if run_dir.is_dir() and any(run_dir.iterdir()):
+        raise ConfigError(f"{run_dir} is not empty; give a new or empty folder with -o")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"cannot make the run folder {run_dir}: {e.strerror or e}") from None
 
 
 def resume_run(
@@ -120,9 +159,15 @@ def resume_run(
     instance whose temporary checkout is gone); it must have the run's task, base commit and, when
     given, `config`, or the run cannot be resumed (ConfigError) and nothing is changed."""
     path = run_dir / "run.sqlite"
-    if not path.is_file():
+    if not path.is_file() or path.stat().st_size == 0:
         raise ConfigError(f"no run found at {run_dir}")
-    store = RunStore(path)
+    try:
+        store = RunStore(path)
+    except sqlite3.DatabaseError as e:
+        raise ConfigError(f"{path} is damaged or not a treefix run ({e})") from None
+    if store.get_meta("task") is None or store.get_meta("config") is None:
+        store.close()
+        raise ConfigError(f"{path} is not a treefix run (no task or settings in it)")
     task = Task.from_dict(store.get_meta("task"))
     stored = RunConfig.from_dict(store.get_meta("config"))
     try:

@@ -26,9 +26,15 @@ class ReplayModel:
     def __init__(self, path: Path):
         self.name = f"replay:{path}"
         if not path.is_file():
-            raise ConfigError(f"cassette not found: {path}")
+            raise ConfigError(f"cassette not found: {path}" if not path.exists() else f"not a cassette file: {path}")
         self._entries: list[dict[str, Any]] = []
-        for n, line in enumerate(path.read_text().splitlines(), 1):
+        try:
+            text = path.read_text()
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path}: not a cassette (not UTF-8 text)") from None
+        if not text.strip():
+            raise ConfigError(f"{path}: the cassette is empty")
+        for n, line in enumerate(text.splitlines(), 1):
             if not line.strip():
                 continue
             try:
