@@ -245,3 +245,9 @@ def test_a_call_that_runs_into_the_time_limit_stops_the_run_and_is_charged_at_wo
     rebuilt = spent_from_store(store)  # what a resumed run would believe it spent
     assert (rebuilt.turns, rebuilt.cost) == (budget.spent.turns, pytest.approx(budget.spent.cost))
     store.close()
+
+
+def test_a_base_url_that_is_not_http_is_a_config_error(monkeypatch):
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    with pytest.raises(ConfigError, match="not an http"):
+        OpenAIModel("qwen", base_url="notaurl", api_key=KEY)

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from agent.models.base import Completion, Message, ModelError, Price, ToolSpec, Usage
+from agent.models.base import Completion, ConfigError, Message, ModelError, Price, ToolSpec, Usage
 from agent.models.pricing import price_for
 from agent.models.retry import Backoff, Failure, report, with_retries
 from agent.settings import api_key as required_key
@@ -49,6 +49,8 @@ class ProviderModel:
         self.model_id = name
         self.name = f"{self.provider}/{name}"
         self.base_url = base_url or os.environ.get(self.base_url_var) or None
+        if self.base_url and not self.base_url.startswith(("http://", "https://")):
+            raise ConfigError(f"base URL {self.base_url!r} is not an http:// or https:// address")
         self.timeout = timeout
         self.text_tools = text_tools  # None: native tools, switching to text when the server refuses
         self._text_mode = bool(text_tools)
