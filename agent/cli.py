@@ -72,7 +72,7 @@ def fix(
     cost_limit: Annotated[float, typer.Option("-l", "--cost-limit", help="USD; 0 = no limit")] = 3.0,
     max_turns: Annotated[int, typer.Option("--max-turns", help="model calls; 0 = no limit")] = 0,
     max_tokens: Annotated[int, typer.Option("--max-tokens", help="tokens; 0 = no limit")] = 0,
-    max_nodes: Annotated[int, typer.Option("--max-nodes")] = 30,
+    max_nodes: Annotated[int, typer.Option("--max-nodes", help="tree nodes; 0 = no limit")] = 30,
     max_depth: Annotated[int, typer.Option("--max-depth")] = 6,
     time_limit: Annotated[float, typer.Option("--time-limit", help="seconds; 0 = no limit")] = 0.0,
     test_timeout: Annotated[float, typer.Option("--test-timeout", help="seconds per test run")] = 300.0,
