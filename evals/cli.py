@@ -22,8 +22,10 @@ CacheDir = Annotated[
 
 def _fail(message: str, code: int = 2) -> None:
     from rich.console import Console
+    from rich.markup import escape
 
-    Console(stderr=True).print(f"[bold red]error:[/] {message}")
+    # escaped: messages hold user paths and hints like `pip install 'treefix[ray]'`
+    Console(stderr=True).print(f"[bold red]error:[/] {escape(message)}")
     raise typer.Exit(code)
 
 

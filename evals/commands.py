@@ -8,12 +8,14 @@ import time
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from evals.dataset import Instance, load_dataset
 from evals.harness import EMPTY, ERROR, RESOLVED, HarnessError, InstanceResult, evaluate
 
 console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)  # errors and warnings, like the other commands
 _STYLE = {RESOLVED: "green", "unresolved": "yellow", EMPTY: "dim", ERROR: "red"}
 
 
@@ -40,6 +42,8 @@ def load_predictions(spec: str, instances: list[Instance]) -> dict[str, str]:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise PredictionsError(f"cannot read predictions {path}: {e.strerror or e}") from None
+    except UnicodeDecodeError as e:
+        raise PredictionsError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
     try:
         if path.suffix == ".jsonl":
             records = [json.loads(line) for line in text.splitlines() if line.strip()]
@@ -48,6 +52,8 @@ def load_predictions(spec: str, instances: list[Instance]) -> dict[str, str]:
             records = list(data.values()) if isinstance(data, dict) else data
     except json.JSONDecodeError as e:
         raise PredictionsError(f"{path}: invalid JSON at line {e.lineno}: {e.msg}") from None
+    if not isinstance(records, list):
+        raise PredictionsError(f"{path}: expected a JSON object or list of predictions")
     preds: dict[str, str] = {}
     for n, rec in enumerate(records, 1):
         if not isinstance(rec, dict) or not isinstance(rec.get("instance_id"), str):
@@ -72,23 +78,32 @@ def eval_command(
 ) -> int:
     """Evaluate predictions; 0 when every instance was graded (and, for `gold`/`empty`, the dataset
     validated), 1 when some were not, 2 for bad input."""
+    if not dataset.is_file():
+        return _error(f"dataset not found: {dataset}")
+    if workers < 1:
+        return _error("-w/--workers must be at least 1")
     instances, problems = load_dataset(dataset)
     for problem in problems:
-        console.print(f"[yellow]skipped[/] {dataset}: {problem}")
+        err_console.print(f"[yellow]skipped[/] {escape(f'{dataset}: {problem}')}")
     if not instances:
-        console.print(f"[red]error:[/] no usable instances in {dataset}")
-        return 2
+        return _error(f"no usable instances in {dataset}")
+    known = {i.instance_id for i in instances}
     if instance_ids:
-        unknown = sorted(set(instance_ids) - {i.instance_id for i in instances})
+        unknown = sorted(set(instance_ids) - known)
         if unknown:
-            console.print(f"[red]error:[/] unknown instance id(s): {', '.join(unknown)}")
-            return 2
+            return _error(f"unknown instance id(s): {', '.join(unknown)}")
         instances = [i for i in instances if i.instance_id in set(instance_ids)]
     try:
         preds = load_predictions(predictions, instances)
     except PredictionsError as e:
-        console.print(f"[red]error:[/] {e}")
-        return 2
+        return _error(str(e))
+    # Predictions for another dataset would grade nothing and still look like a clean run.
+    if strays := sorted(set(preds) - known):
+        shown = ", ".join(strays[:5]) + (f" and {len(strays) - 5} more" if len(strays) > 5 else "")
+        if len(strays) == len(preds):
+            return _error(f"no prediction in {predictions} is for an instance of {dataset} ({shown})")
+        note = f"{len(strays)} prediction(s) not in {dataset}, ignored: {shown}"
+        err_console.print(f"[yellow]warning:[/] {escape(note)}", soft_wrap=True)
     missing = [i.instance_id for i in instances if i.instance_id not in preds]
     if missing:
         console.print(f"[dim]{len(missing)} instance(s) have no prediction and are not evaluated[/]")
@@ -105,8 +120,7 @@ def eval_command(
         report = evaluate(instances, preds, output, cache_dir or default_cache_dir(), repos_dir,
                           workers, run_id, on_result=progress, docker=docker)  # fmt: skip
     except HarnessError as e:
-        console.print(f"[red]error:[/] {e}")
-        return 2
+        return _error(str(e))
     summary = report.to_json()
     table = Table(title=f"run {report.run_id}", show_header=False)
     for key in ("total_instances", "submitted_instances", "completed_instances", "resolved_instances",
@@ -118,9 +132,15 @@ def eval_command(
     if summary["error_instances"]:
         return 1
     if predictions == "gold" and summary["resolved_instances"] != summary["submitted_instances"]:
-        console.print("[red]dataset check failed:[/] some gold patches do not resolve their instance")
+        err_console.print("[red]dataset check failed:[/] some gold patches do not resolve their instance")
         return 1
     if predictions == "empty" and summary["resolved_instances"]:
-        console.print("[red]dataset check failed:[/] the empty patch resolves some instances")
+        err_console.print("[red]dataset check failed:[/] the empty patch resolves some instances")
         return 1
     return 0
+
+
+def _error(message: str) -> int:
+    """One line on stderr, like `_fail` in evals/cli.py; escaped so `treefix[swebench]` shows."""
+    err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+    return 2

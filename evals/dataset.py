@@ -143,6 +143,9 @@ def load_dataset(path: Path | str) -> tuple[list[Instance], list[str]]:
         except ValidationError as e:
             problems.append(f"{label}: {_describe(e)}")
             continue
+        if not inst.FAIL_TO_PASS:  # nothing would show the fix: any patch, even none, would resolve it
+            problems.append(f"{label}: FAIL_TO_PASS: needs at least one test id")
+            continue
         if inst.instance_id in seen:
             problems.append(f"{label}: duplicate instance_id, skipped")
             continue

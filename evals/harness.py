@@ -108,16 +108,22 @@ def evaluate(
     """Evaluate `predictions` ({instance_id: model_patch}) and write `<output>/<run_id>/`."""
     instances = list(instances)
     run_id = run_id or new_run_id()
+    # A folder name under output, never a path that leads out of it.
+    if not re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9._-]*", run_id):
+        raise HarnessError(f"run id {run_id!r} must be a plain name (letters, digits, . _ -)")
     run_dir = Path(output) / run_id
     if run_dir.exists():
         raise HarnessError(f"run {run_id!r} already exists in {output}; pick another run id or delete it")
-    run_dir.mkdir(parents=True)
-    report = Report(run_id, run_dir, [i.instance_id for i in instances])
     todo = [i for i in instances if i.instance_id in predictions]
     foreign = [i for i in todo if docker or needs_official_harness(i)]
-    if foreign:
+    if foreign:  # before anything is written: a missing harness is bad input
         check_official_harness(foreign, docker)
         todo = [i for i in todo if i not in foreign]
+    try:
+        run_dir.mkdir(parents=True)
+    except OSError as e:
+        raise HarnessError(f"cannot write to {output}: {e.strerror or e}") from None
+    report = Report(run_id, run_dir, [i.instance_id for i in instances])
     lock = threading.Lock()
 
     def one(inst: Instance) -> None:

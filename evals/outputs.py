@@ -45,6 +45,30 @@ def instance_dir(out: Path, iid: str) -> Path:
     return out / re.sub(r"[^A-Za-z0-9._-]+", "_", iid)
 
 
+class OutputsError(ValueError):
+    """An output folder whose preds.json is not one we wrote: never merged into or overwritten."""
+
+
+def _read_preds(path: Path) -> dict[str, dict[str, Any]]:
+    try:
+        preds = json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, NotADirectoryError):
+        return {}  # a new folder (or no folder: creating it gives the clear error)
+    except (OSError, ValueError) as e:
+        raise OutputsError(f"{path}: not a predictions file written by treefix ({e})") from None
+    # Every write is atomic, so anything else was written by someone else.
+    ours = isinstance(preds, dict) and all(
+        isinstance(p, dict) and isinstance(p.get("instance_id"), str) and "model_patch" in p
+        for p in preds.values()
+    )
+    if not ours:
+        raise OutputsError(
+            f"{path}: not a predictions file written by treefix "
+            "(expected {instance_id: {instance_id, model_patch, ...}})"
+        )
+    return preds
+
+
 @dataclass
 class BatchOutputs:
     out: Path
@@ -56,10 +80,7 @@ class BatchOutputs:
     def load(cls, out: Path) -> BatchOutputs:
         """What an earlier run of the same command left, so it can be resumed."""
         state = cls(out)
-        try:
-            state.preds = json.loads((out / PREDS).read_text())
-        except (OSError, ValueError):
-            state.preds = {}
+        state.preds = _read_preds(out / PREDS)
         try:
             by_status = (yaml.safe_load((out / STATUSES).read_text()) or {}).get(
                 "instances_by_exit_status", {}

@@ -12,7 +12,7 @@ import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from evals.outputs import PREDS, BatchOutputs
+from evals.outputs import PREDS, BatchOutputs, OutputsError
 
 
 class ReportError(RuntimeError):
@@ -57,7 +57,10 @@ class RunFigures:
 def load_run(path: Path, eval_report: Path | None = None) -> RunFigures:
     if not (path / PREDS).is_file():
         raise ReportError(f"{path}: no {PREDS}; give a folder written by `treefix swebench run`")
-    state = BatchOutputs.load(path)
+    try:
+        state = BatchOutputs.load(path)
+    except OutputsError as e:
+        raise ReportError(str(e)) from None
     eval_report = eval_report or _newest_eval(path)
     resolved: set[str] | None = None
     if eval_report is not None:
@@ -99,10 +102,13 @@ def write_report(paths: list[Path], eval_reports: list[Path], output: Path | Non
     ]
     _unique_names(runs)
     output = (output or (paths[0] if len(paths) == 1 else Path("report"))).resolve()
-    output.mkdir(parents=True, exist_ok=True)
-    cost_histogram(runs, output / "cost_hist.png")
     md = output / "report.md"
-    md.write_text(markdown(runs))
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+        cost_histogram(runs, output / "cost_hist.png")
+        md.write_text(markdown(runs))
+    except OSError as e:
+        raise ReportError(f"cannot write to {output}: {e.strerror or e}") from None
     return md
 
 

@@ -25,7 +25,7 @@ from agent.models.base import ConfigError
 from evals.dataset import Instance, load_dataset
 from evals.executors import Done, Event, Executor, make_executor
 from evals.harness import DEFAULT_TEST_CMD
-from evals.outputs import BatchOutputs, instance_dir, model_name_or_path
+from evals.outputs import BatchOutputs, OutputsError, instance_dir, model_name_or_path
 from evals.worker import EnvSpec, VisibleTests, WorkItem
 
 if TYPE_CHECKING:
@@ -108,7 +108,7 @@ def select_instances(
         except re.error as e:
             raise ConfigError(f"--filter is not a regular expression: {e}") from None
         instances = [i for i in instances if pattern.match(i.instance_id)]
-    if slice_:
+    if slice_ is not None:  # `--slice ''` is a mistake, not "everything"
         instances = instances[parse_slice(slice_)]
     return instances
 
@@ -116,7 +116,7 @@ def select_instances(
 def parse_slice(text: str) -> slice:
     parts = text.split(":")
     try:
-        if len(parts) not in (2, 3):
+        if len(parts) != 2:  # A:B only: a step is not part of the documented form
             raise ValueError
         return slice(*(int(p) if p.strip() else None for p in parts))
     except ValueError:
@@ -172,6 +172,11 @@ def preflight(opts: BatchOptions, config: RunConfig) -> None:
         raise ConfigError(f"unknown search {opts.search!r}: use one of {', '.join(STRATEGIES)}")
     if opts.workers < 1:
         raise ConfigError("-w/--workers must be at least 1")
+    for flag, value in (("-l/--cost-limit", opts.cost_limit), ("--global-cost-limit", opts.global_cost_limit),
+                        ("--max-nodes", opts.max_nodes)):  # fmt: skip
+        if not value >= 0:  # also NaN
+            raise ConfigError(f"{flag} must be 0 (no limit) or more, not {value}")
+    check_cache_dir(cache_dir(opts))
     check_tier(opts.model, opts.tier)
     if opts.model == "offline":
         try:
@@ -188,6 +193,14 @@ def preflight(opts: BatchOptions, config: RunConfig) -> None:
     Budget(config.limits).require_enforceable(model.price(), model.name)
 
 
+def check_cache_dir(path: Path) -> None:
+    """Every worker writes there: a file in the way would fail each instance with a traceback."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"--cache-dir {path} is not a usable folder: {e.strerror or e}") from None
+
+
 def run_batch(opts: BatchOptions, console: Console | None = None) -> BatchResult:
     console = console or Console(stderr=True)
     instances, problems = load_dataset(opts.dataset)
@@ -199,7 +212,10 @@ def run_batch(opts: BatchOptions, console: Console | None = None) -> BatchResult
     if not selected:
         raise ConfigError("the selection (-i/--slice/--filter) matches no instance")
     out = opts.output.resolve()
-    state = BatchOutputs.load(out)
+    try:
+        state = BatchOutputs.load(out)
+    except OutputsError as e:
+        raise ConfigError(f"{e}; pick another -o folder") from None
     todo = [i for i in selected if opts.redo_existing or not state.finished(i.instance_id)]
     # A local pool starts first: its modules load in the fork server while the parent loads its own.
     early = todo and opts.executor == "local"
@@ -207,14 +223,17 @@ def run_batch(opts: BatchOptions, console: Console | None = None) -> BatchResult
     try:
         config = opts.run_config()
         preflight(opts, config)
+        if todo and executor is None:
+            executor = make_executor(opts.executor, opts.workers, opts.address)
+        try:  # last: nothing is written on bad input
+            out.mkdir(parents=True, exist_ok=True)
+            state.write_shared()  # valid (maybe empty) outputs from the start, whatever happens next
+        except OSError as e:
+            raise ConfigError(f"cannot write to {opts.output}: {e.strerror or e}") from None
     except BaseException:
         if executor is not None:
             executor.close()
         raise
-    if todo and executor is None:
-        executor = make_executor(opts.executor, opts.workers, opts.address)
-    out.mkdir(parents=True, exist_ok=True)
-    state.write_shared()  # valid (maybe empty) outputs from the start, whatever happens next
     skipped = len(selected) - len(todo)
     if skipped:
         msg = f"{skipped} instance(s) already finished in {out}: skipped (--redo-existing redoes them)"

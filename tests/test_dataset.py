@@ -72,6 +72,16 @@ def test_malformed_records_are_skipped_and_named(tmp_path: Path) -> None:
     assert "FAIL_TO_PASS" in problems[1] and "duplicate" in problems[3]
 
 
+def test_a_record_without_fail_to_pass_tests_is_malformed(tmp_path: Path) -> None:
+    """No FAIL_TO_PASS test: any patch, even the empty one, would count as resolving it."""
+    lines = [record("empty-1", FAIL_TO_PASS=[]), record("string-2", FAIL_TO_PASS="[]"),
+             {k: v for k, v in record("absent-3").items() if k != "FAIL_TO_PASS"}, record("ok-4")]  # fmt: skip
+    instances, problems = load_dataset(write_jsonl(tmp_path / "d.jsonl", lines))
+    assert [i.instance_id for i in instances] == ["ok-4"]
+    assert problems == [f"line {n}: {iid}: FAIL_TO_PASS: needs at least one test id"
+                        for n, iid in ((1, "empty-1"), (2, "string-2"), (3, "absent-3"))]  # fmt: skip
+
+
 def test_unreadable_file_is_one_problem(tmp_path: Path) -> None:
     assert load_dataset(tmp_path / "missing.jsonl") == ([], [f"{tmp_path / 'missing.jsonl'}: cannot read: "
                                                            f"[Errno 2] No such file or directory: "

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 from test_environment import GOLD, TEST_PATCH, tiny_instance, tiny_sdist
+from typer.testing import CliRunner
 
+from evals.cli import app
 from evals.commands import eval_command, load_predictions
 from evals.dataset import Instance
 from evals.environment import ensure_venv
@@ -118,3 +121,46 @@ def test_instances_without_pytest_need_the_official_harness() -> None:
     assert needs_official_harness(django)
     assert not needs_official_harness(django.model_copy(update={"FAIL_TO_PASS": ["tests/t.py::test_x"]}))
     assert patch_paths(TEST_PATCH) == ["tests/test_add.py"]
+
+
+def test_eval_bad_input_is_one_message_on_stderr(tiny: tuple[Instance, Path], tmp_path: Path) -> None:
+    inst, cache = tiny
+    dataset = tmp_path / "d.jsonl"
+    dataset.write_text(json.dumps(inst.to_json()) + "\n")
+    afile = tmp_path / "afile.txt"
+    afile.write_text("mine")
+
+    def run(*args: str, preds: str = "gold") -> tuple[int, str]:
+        args = ("--dataset", str(dataset), "--predictions", preds, "--cache-dir", str(cache),
+                "-o", str(tmp_path / "ev"), *args)  # fmt: skip
+        res = CliRunner().invoke(app, ["eval", *args])
+        assert "Traceback" not in res.output and isinstance(res.exception, SystemExit | None), res.output
+        assert "error:" not in res.stdout  # errors go to stderr, like the other commands
+        return res.exit_code, " ".join(res.stderr.split())
+
+    code, err = run("-o", str(afile))
+    assert (code, err) == (2, f"error: cannot write to {afile}: Not a directory")
+    assert afile.read_text() == "mine"
+    code, err = run("--run-id", "../../escape")
+    assert code == 2 and "must be a plain name" in err and not (tmp_path / "escape").exists()
+    assert run("-w", "0") == (2, "error: -w/--workers must be at least 1")
+    nope = tmp_path / "nope.jsonl"
+    assert run("--dataset", str(nope)) == (2, f"error: dataset not found: {nope}")
+    assert run("-i", "x[swebench]") == (2, "error: unknown instance id(s): x[swebench]")
+    if importlib.util.find_spec("swebench") is None:  # the hint must show the extra's name
+        code, err = run("--docker")
+        assert code == 2 and "pip install 'treefix[swebench]'" in err
+    latin = tmp_path / "latin.json"
+    latin.write_bytes(b'{"\xe9": 1}')
+    code, err = run(preds=str(latin))
+    assert code == 2 and "not UTF-8" in err
+    strays = tmp_path / "strays.json"
+    strays.write_text(json.dumps([{"instance_id": f"ghost-{n}", "model_patch": ""} for n in range(7)]))
+    code, err = run(preds=str(strays))
+    assert code == 2 and "no prediction in" in err and "ghost-0" in err and "and 2 more" in err
+    assert not (tmp_path / "ev").exists()
+    mixed = tmp_path / "mixed.json"
+    mixed.write_text(json.dumps([{"instance_id": "tiny-1", "model_patch": GOLD},
+                                 {"instance_id": "ghost-1", "model_patch": ""}]))  # fmt: skip
+    code, err = run(preds=str(mixed))
+    assert code == 0 and "warning: 1 prediction(s)" in err and "ignored: ghost-1" in err

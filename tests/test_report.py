@@ -63,3 +63,20 @@ def test_report_of_one_run_finds_its_eval_and_writes_next_to_it(tmp_path):
 def test_report_on_a_folder_without_predictions_is_one_message(tmp_path):
     res = CliRunner().invoke(app, ["report", str(tmp_path)])
     assert res.exit_code == 2 and "preds.json; give a folder" in " ".join(res.output.split())
+
+
+def test_report_on_foreign_predictions_or_a_file_as_output_is_one_message(tmp_path):
+    def report(*args) -> tuple[int, str]:
+        res = CliRunner().invoke(app, ["report", *map(str, args)])
+        assert isinstance(res.exception, SystemExit | None), res.output
+        return res.exit_code, " ".join(res.stderr.split())
+
+    for text in ('{"x": 5}', "{bad", "[]"):
+        (tmp_path / "preds.json").write_text(text)
+        code, err = report(tmp_path)
+        assert code == 2 and "preds.json" in err and "not a predictions file written by treefix" in err, err
+    _run(tmp_path / "a", {"x-1": 0.0})
+    afile = tmp_path / "afile.txt"
+    afile.write_text("mine")
+    assert report(tmp_path / "a", "-o", afile) == (2, f"error: cannot write to {afile}: File exists")
+    assert afile.read_text() == "mine"

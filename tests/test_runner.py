@@ -176,6 +176,41 @@ def test_bad_input_is_one_message_and_exit_2(data, tmp_path):
     assert not (tmp_path / "o").exists()  # nothing written on bad input
 
 
+def test_bad_options_and_outputs_are_one_message_and_leave_files_alone(data, tmp_path):
+    def run(*args: str):
+        res = CliRunner().invoke(app, ["run", *args])
+        assert "Traceback" not in res.output and isinstance(res.exception, SystemExit | None), res.output
+        return res.exit_code, " ".join(res.stderr.split())
+
+    afile = tmp_path / "afile.txt"
+    afile.write_text("mine")
+    code, err = run(*data.run_args(afile))
+    assert code == 2 and err.startswith(f"error: cannot write to {afile}")
+    code, err = run(*data.run_args(tmp_path / "o", "--cache-dir", str(afile)))
+    assert code == 2 and "--cache-dir" in err and "not a usable folder" in err
+    assert afile.read_text() == "mine"
+    for flag, name in (("-l", "-l/--cost-limit"), ("--max-nodes", "--max-nodes"),
+                       ("--global-cost-limit", "--global-cost-limit")):  # fmt: skip
+        code, err = run(*data.run_args(tmp_path / "o", flag, "-1"))
+        assert code == 2 and f"{name} must be 0 (no limit) or more" in err, err
+    code, err = run(*data.run_args(tmp_path / "o", "-l", "nan"))
+    assert code == 2 and "must be 0 (no limit) or more, not nan" in err
+    for bad in ("1:2:3", "", "3"):
+        code, err = run(*data.run_args(tmp_path / "o", "--slice", bad))
+        assert code == 2 and "--slice takes A:B" in err, (bad, err)
+    code, err = run(*data.run_args(tmp_path / "o", "-i", "x[ray]"))  # rich markup must not eat it
+    assert code == 2 and err == "error: unknown instance id(s): x[ray]"
+    assert not (tmp_path / "o").exists()
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    for text in ('{"mine": 1}', "{bad", "[1]"):
+        (theirs / "preds.json").write_text(text)
+        code, err = run(*data.run_args(theirs))
+        assert code == 2 and "preds.json" in err and "not a predictions file written by treefix" in err, err
+        assert [p.name for p in theirs.iterdir()] == ["preds.json"]
+        assert (theirs / "preds.json").read_text() == text  # untouched
+
+
 def test_workers_share_the_global_cost_ledger(data, tmp_path, monkeypatch):
     """A priced model under a tiny global limit: the first call would cross it, so none is made."""
     import agent.run
