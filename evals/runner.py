@@ -116,11 +116,14 @@ def select_instances(
 def parse_slice(text: str) -> slice:
     parts = text.split(":")
     try:
-        if len(parts) != 2:  # A:B only: a step is not part of the documented form
+        if len(parts) not in (2, 3):  # A:B or A:B:STEP, as SWE-agent takes it
             raise ValueError
-        return slice(*(int(p) if p.strip() else None for p in parts))
+        bounds = [int(p) if p.strip() else None for p in parts]
+        if len(bounds) == 3 and bounds[2] is not None and bounds[2] < 1:
+            raise ValueError  # a step of 0 is an error, a negative one would reverse the order
+        return slice(*bounds)
     except ValueError:
-        raise ConfigError(f"--slice takes A:B (like Python's list slicing), not {text!r}") from None
+        raise ConfigError(f"--slice takes A:B or A:B:STEP (like Python's list slicing), not {text!r}") from None
 
 
 def build_item(inst: Instance, opts: BatchOptions, config: RunConfig) -> WorkItem:

@@ -195,9 +195,10 @@ def test_bad_options_and_outputs_are_one_message_and_leave_files_alone(data, tmp
         assert code == 2 and f"{name} must be 0 (no limit) or more" in err, err
     code, err = run(*data.run_args(tmp_path / "o", "-l", "nan"))
     assert code == 2 and "must be 0 (no limit) or more, not nan" in err
-    for bad in ("1:2:3", "", "3"):
+    for bad in ("1:2:0", "", "3", "1:2:3:4"):
         code, err = run(*data.run_args(tmp_path / "o", "--slice", bad))
         assert code == 2 and "--slice takes A:B" in err, (bad, err)
+    assert parse_slice("0:4:2") == slice(0, 4, 2)
     code, err = run(*data.run_args(tmp_path / "o", "-i", "x[ray]"))  # rich markup must not eat it
     assert code == 2 and err == "error: unknown instance id(s): x[ray]"
     assert not (tmp_path / "o").exists()
