@@ -51,3 +51,26 @@ def node_ids(db: Path) -> list[str]:
         return []
     finally:
         con.close()
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """A tiny evaluation instance and a cache dir whose venv is already built (building takes seconds)."""
+    from test_environment import tiny_instance, tiny_sdist
+
+    from evals.environment import ensure_venv
+
+    base = tmp_path_factory.mktemp("tiny")
+    inst = tiny_instance(tiny_sdist(base))
+    cache = base / "cache"
+    ensure_venv(inst, cache)
+    return inst, cache
+
+
+@pytest.fixture
+def server():  # type: ignore[no-untyped-def]
+    """Our fake OpenAI/Anthropic server on 127.0.0.1, stopped after the test."""
+    from fakeserver import FakeServer
+
+    with FakeServer() as s:
+        yield s

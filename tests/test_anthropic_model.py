@@ -4,7 +4,7 @@ import logging
 import time
 
 import pytest
-from fakeserver import FakeServer, Reply, error, hang, malformed, text, tool_call, truncated
+from fakeserver import Reply, error, hang, malformed, text, tool_call, truncated
 
 from agent.models.anthropic import AnthropicModel, to_wire
 from agent.models.base import ConfigError, Message, ModelError, ToolCall, ToolSpec
@@ -18,12 +18,6 @@ PREFIX = [
 ]
 MSGS = PREFIX + [Message("user", "Make a plan.")]
 FAST = Backoff(max_retries=2, base=0.01, cap=0.05)
-
-
-@pytest.fixture
-def server():
-    with FakeServer() as s:
-        yield s
 
 
 @pytest.fixture(params=[False, True], ids=["plain", "stream"])

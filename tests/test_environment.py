@@ -77,16 +77,6 @@ def tiny_instance(archive: Path, **extra) -> Instance:
     return Instance(**{**fields, **extra})
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Instance, Path]:
-    """The instance and a cache dir whose venv is already built (shared: building takes seconds)."""
-    base = tmp_path_factory.mktemp("tiny")
-    inst = tiny_instance(tiny_sdist(base))
-    cache = base / "cache"
-    ensure_venv(inst, cache)
-    return inst, cache
-
-
 def run_py(venv: Venv, cwd: Path, code: str, env: dict[str, str]) -> str:
     proc = subprocess.run([str(venv.python), "-c", code], cwd=cwd, env={**os.environ, **env},
                           capture_output=True, text=True, check=True)  # fmt: skip

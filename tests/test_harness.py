@@ -7,27 +7,18 @@ import json
 from pathlib import Path
 
 import pytest
-from test_environment import GOLD, TEST_PATCH, tiny_instance, tiny_sdist
+from test_environment import GOLD, TEST_PATCH
 from typer.testing import CliRunner
 
 from evals.cli import app
 from evals.commands import eval_command, load_predictions
 from evals.dataset import Instance
-from evals.environment import ensure_venv
 from evals.harness import HarnessError, evaluate, grade, needs_official_harness, patch_paths
 
 KEYS = ["total_instances", "submitted_instances", "completed_instances", "resolved_instances",
         "unresolved_instances", "empty_patch_instances", "error_instances", "completed_ids",
         "incomplete_ids", "empty_patch_ids", "submitted_ids", "resolved_ids", "unresolved_ids", "error_ids"]  # fmt: skip
 
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Instance, Path]:
-    base = tmp_path_factory.mktemp("tiny")
-    inst = tiny_instance(tiny_sdist(base))
-    cache = base / "cache"
-    ensure_venv(inst, cache)
-    return inst, cache
 
 
 def test_gold_resolves_and_empty_does_not(tiny: tuple[Instance, Path], tmp_path: Path) -> None:

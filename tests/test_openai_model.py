@@ -4,7 +4,7 @@ import logging
 import time
 
 import pytest
-from fakeserver import FakeServer, Reply, error, hang, malformed, text, tool_call, truncated
+from fakeserver import Reply, error, hang, malformed, text, tool_call, truncated
 
 from agent.models.base import ConfigError, Message, ModelError, Price, ToolCall, ToolSpec
 from agent.models.openai import OpenAIModel
@@ -14,12 +14,6 @@ KEY = "sk-test-abcdefghijklmnopqrstuvwxyz0123"
 TOOLS = [ToolSpec("search", "search the repo", {"type": "object", "properties": {"q": {"type": "string"}}})]
 MSGS = [Message("system", "You fix bugs.", cache=True), Message("user", "Fix the bug")]
 FAST = Backoff(max_retries=2, base=0.01, cap=0.05)
-
-
-@pytest.fixture
-def server():
-    with FakeServer() as s:
-        yield s
 
 
 @pytest.fixture(params=[False, True], ids=["plain", "stream"])

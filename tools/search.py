@@ -69,10 +69,8 @@ def search_files(root: Path, query: str) -> str:
         found.sort(key=lambda f: (q not in Path(f).name.lower(), len(f), f))  # name hits first
     if not found:
         return f"No files match {query!r}."
-    out = [f"{_n(len(found), 'file')} match{'es' if len(found) == 1 else ''} {query!r}:", *found[:MAX_FILES]]
-    if len(found) > MAX_FILES:
-        out.append(f"[{len(found) - MAX_FILES} more: narrow the query with a directory or a longer name]")
-    return "\n".join(out)
+    header = f"{_n(len(found), 'file')} match{'es' if len(found) == 1 else ''} {query!r}:"
+    return _capped(header, found, MAX_FILES, "narrow the query with a directory or a longer name")
 
 
 def find_definitions(index: RepoIndex, name: str) -> str:
@@ -89,9 +87,14 @@ def find_definitions(index: RepoIndex, name: str) -> str:
             hits.append(f"{path}:{d[2]}│{d[6]}")
     if not hits:
         return f"No definition of {name!r} found (search the text instead: it may be dynamic or external)."
-    out = [f"{_n(len(hits), 'definition')} of {name!r}:", *hits[:MAX_HITS]]
-    if len(hits) > MAX_HITS:
-        out.append(f"[{len(hits) - MAX_HITS} more: qualify the name as Class.{member}]")
+    return _capped(f"{_n(len(hits), 'definition')} of {name!r}:", hits, MAX_HITS, f"qualify the name as Class.{member}")
+
+
+def _capped(header: str, items: list[str], limit: int, narrow: str) -> str:
+    """`header` and the first `limit` items, then how many were left out and how to narrow the search."""
+    out = [header, *items[:limit]]
+    if len(items) > limit:
+        out.append(f"[{len(items) - limit} more: {narrow}]")
     return "\n".join(out)
 
 
