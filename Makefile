@@ -13,4 +13,4 @@ demo:
 	treefix demo
 
 bench:
-	python -m evals.bench.engine
+	python -m benchmarks.engine

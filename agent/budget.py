@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-from agent.models.base import Completion, ConfigError, Price, Usage
+from treefix.agent.models.base import Completion, ConfigError, Price, Usage
 
 
 class BudgetExceeded(Exception):

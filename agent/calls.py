@@ -8,10 +8,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from agent.budget import Budget, BudgetExceeded
-from agent.models.base import ChatModel, Completion, Message, ModelError, ToolSpec
-from agent.models.retry import Failure, billed_worst_case
-from agent.models.tokens import fit_messages
+from treefix.agent.budget import Budget, BudgetExceeded
+from treefix.agent.models.base import ChatModel, Completion, Message, ModelError, ToolSpec
+from treefix.agent.models.retry import Failure, billed_worst_case
+from treefix.agent.models.tokens import fit_messages
 
 
 def prompt_bound(messages: list[Message], tools: list[ToolSpec] | None = None) -> int:

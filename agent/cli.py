@@ -88,10 +88,10 @@ def fix(
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
 ) -> None:
     """Search for a fix of ISSUE in REPO."""
-    from agent.config import build_config
-    from agent.run import check_tier, run_fix
-    from agent.select import STRATEGIES
-    from agent.task import Task
+    from treefix.agent.config import build_config
+    from treefix.agent.run import check_tier, run_fix
+    from treefix.agent.select import STRATEGIES
+    from treefix.agent.task import Task
 
     if (issue is None) == (issue_file is None):
         fail("give the issue text with exactly one of --issue TEXT or --issue-file PATH")
@@ -110,7 +110,7 @@ def fix(
     if record:
         typed["record"] = str(record)
     if price:
-        from agent.models.pricing import parse_price
+        from treefix.agent.models.pricing import parse_price
 
         _guarded(lambda: parse_price(price))  # a malformed price is bad input before anything runs
         typed["price"] = price
@@ -132,7 +132,7 @@ def fix(
             f"[yellow]not applied[/]: the best patch does not pass the tests; it is in {outcome.run_dir / 'patch.diff'}"
         )
     elif apply and outcome.patch:
-        from tools.workspace import Workspace
+        from treefix.tools.workspace import Workspace
 
         ws = Workspace(task.repo)
         try:
@@ -146,7 +146,7 @@ def fix(
 @app.command()
 def resume(run: Annotated[str, typer.Argument(help="run id or run directory")]) -> None:
     """Continue a run that was stopped or killed, keeping every node it made."""
-    from agent.run import resume_run
+    from treefix.agent.run import resume_run
 
     outcome = _guarded(lambda: resume_run(_run_dir(run), on_event=_progress()))
     _report(outcome, False)
@@ -159,7 +159,7 @@ def inspect(
     html: Annotated[Path | None, typer.Option("--html", help="also write the tree as an HTML page")] = None,
 ) -> None:
     """Print the tree of a run: kind, value, visits, tests and cost per node."""
-    from agent.inspect import load_tree, render_tree, write_html
+    from treefix.agent.inspect import load_tree, render_tree, write_html
 
     tree = _guarded(lambda: load_tree(_run_dir(run)))
     out.print(render_tree(tree))
@@ -171,7 +171,7 @@ def inspect(
 @app.command()
 def runs(repo: Annotated[Path, typer.Argument()] = Path(".")) -> None:
     """List the runs made in REPO."""
-    from agent.inspect import runs_table
+    from treefix.agent.inspect import runs_table
 
     if not repo.is_dir():
         fail(f"not a directory: {repo}")
@@ -184,7 +184,7 @@ def demo(
     model: Model = "offline",
 ) -> None:
     """Copy the bundled example repository to a fresh git repo and fix its issue."""
-    from agent.demo import run_demo
+    from treefix.agent.demo import run_demo
 
     raise typer.Exit(_guarded(lambda: run_demo(directory, model, _progress(), out)))
 
@@ -196,15 +196,15 @@ def map_(
     focus: Annotated[list[str] | None, typer.Option("--focus", help="a path or identifier to rank up")] = None,
 ) -> None:
     """Print the repository map a model sees, and its token count."""
-    from agent.commands.map import map_command
+    from treefix.agent.commands.map import map_command
 
     raise typer.Exit(_guarded(lambda: map_command(repo.resolve(), tokens, focus or [])))
 
 
 def _guarded(fn):  # type: ignore[no-untyped-def]
     """Run fn; user-caused errors become one message and exit code 2, never a traceback."""
-    from agent.models.base import ConfigError
-    from tools.workspace import WorkspaceError
+    from treefix.agent.models.base import ConfigError
+    from treefix.tools.workspace import WorkspaceError
 
     try:
         return fn()
@@ -216,7 +216,7 @@ def _guarded(fn):  # type: ignore[no-untyped-def]
 
 
 def _refuse_dirty(repo: Path) -> None:
-    from tools.workspace import Workspace
+    from treefix.tools.workspace import Workspace
 
     ws = _guarded(lambda: Workspace(repo))
     try:
@@ -243,7 +243,7 @@ def _run_dir(run: str) -> Path:
 
 
 def _progress():  # type: ignore[no-untyped-def]
-    from agent.inspect import progress_printer
+    from treefix.agent.inspect import progress_printer
 
     return progress_printer(console)
 
@@ -262,7 +262,7 @@ def _explain_empty(outcome) -> None:  # type: ignore[no-untyped-def]
     """Say why a run made no candidate at all, when its store knows (the offline policy's localisation)."""
     if outcome.best_node is not None:
         return
-    from agent.store import RunStore
+    from treefix.agent.store import RunStore
 
     store = RunStore(outcome.run_dir / "run.sqlite")
     try:
@@ -285,7 +285,7 @@ def _report(outcome, as_json: bool) -> None:  # type: ignore[no-untyped-def]
     if as_json:
         out.print_json(json.dumps(outcome.summary))
         return
-    from agent.inspect import print_outcome
+    from treefix.agent.inspect import print_outcome
 
     print_outcome(console, outcome)
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import yaml
 
-from agent.budget import Limits
-from agent.models.base import ConfigError
-from agent.run import RunConfig
+from treefix.agent.budget import Limits
+from treefix.agent.models.base import ConfigError
+from treefix.agent.run import RunConfig
 
 LIMIT_KEYS = {f.name for f in fields(Limits)}
 TOP_KEYS = {f.name for f in fields(RunConfig)} - {"limits"}
@@ -83,7 +83,7 @@ def build_config(sources: list[str], flags: dict[str, Any], use_settings: bool =
     """`flags` holds only what the user typed, as config keys (e.g. {"limits.cost_limit": 1.5})."""
     data = RunConfig().to_dict()
     if use_settings:
-        from agent.settings import BASE_URL_VARS, load_settings
+        from treefix.agent.settings import BASE_URL_VARS, load_settings
 
         settings = load_settings()
         if settings.model:

@@ -7,11 +7,11 @@ import re
 from dataclasses import dataclass
 from typing import Protocol
 
-from agent.models.base import Message
-from agent.policies.base import SearchContext
-from agent.policies.llm import shared_prefix
-from agent.tree import Judgement, Node, NodeKind
-from prompts import render
+from treefix.agent.models.base import Message
+from treefix.agent.policies.base import SearchContext
+from treefix.agent.policies.llm import shared_prefix
+from treefix.agent.tree import Judgement, Node, NodeKind
+from treefix.prompts import render
 
 MAX_DIFF_CHARS = 12_000
 

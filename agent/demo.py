@@ -9,10 +9,10 @@ from pathlib import Path
 
 from rich.console import Console
 
-from agent.models.base import ConfigError
-from agent.models.registry import load_model
-from agent.run import RunConfig, run_fix
-from agent.task import Task
+from treefix.agent.models.base import ConfigError
+from treefix.agent.models.registry import load_model
+from treefix.agent.run import RunConfig, run_fix
+from treefix.agent.task import Task
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 EXAMPLE = "textstats"
@@ -52,7 +52,7 @@ def run_demo(directory: Path | None, model: str, on_event, out: Console) -> int:
     out.print(f"[bold]example repository:[/] {repo}\n[bold]issue:[/] {issue.splitlines()[0]}")
     config = RunConfig(model=demo_model(model))
     outcome = run_fix(Task(repo=repo, problem_statement=issue, test_cmd=TEST_CMD, test_timeout=120), config, on_event=on_event)
-    from agent.inspect import load_tree, print_outcome, render_tree
+    from treefix.agent.inspect import load_tree, print_outcome, render_tree
 
     out.print(render_tree(load_tree(outcome.run_dir)))
     out.print(outcome.patch or "(no patch)", markup=False, highlight=False, soft_wrap=True)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from agent.budget import BudgetExceeded
-from agent.policies.base import SearchContext
-from agent.tree import ExecResult, Node, NodeKind
-from tools.sandbox import shorten
-from tools.testing import run_tests
+from treefix.agent.budget import BudgetExceeded
+from treefix.agent.policies.base import SearchContext
+from treefix.agent.tree import ExecResult, Node, NodeKind
+from treefix.tools.sandbox import shorten
+from treefix.tools.testing import run_tests
 
 # What a node keeps of its test output: enough for a repair prompt, small enough for the store.
 OUTPUT_HEAD, OUTPUT_TAIL = 2_000, 6_000

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agent.budget import BudgetExceeded
-from agent.models.base import ModelError
-from agent.policies.base import Candidate, NoCandidate, Policy, SearchContext
-from agent.select import CHILD_KIND
-from agent.tree import ExecResult, Node, NodeKind, NodeStatus
-from tools.edit import EditError, apply_blocks, parse_blocks
+from treefix.agent.budget import BudgetExceeded
+from treefix.agent.models.base import ModelError
+from treefix.agent.policies.base import Candidate, NoCandidate, Policy, SearchContext
+from treefix.agent.select import CHILD_KIND
+from treefix.agent.tree import ExecResult, Node, NodeKind, NodeStatus
+from treefix.tools.edit import EditError, apply_blocks, parse_blocks
 
 
 def expand(ctx: SearchContext, policy: Policy, parent_id: str) -> Node | None:

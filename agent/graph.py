@@ -14,14 +14,14 @@ from typing import Any, TypedDict, TypeVar
 
 from langgraph.graph import END, START, StateGraph
 
-from agent.budget import BudgetExceeded
-from agent.critic import Critic, ValueWeights
-from agent.evaluate import evaluate
-from agent.expand import expand
-from agent.models.base import ModelError
-from agent.policies.base import NoCandidate, Policy, SearchContext
-from agent.select import Selector
-from agent.tree import Judgement, NodeStatus
+from treefix.agent.budget import BudgetExceeded
+from treefix.agent.critic import Critic, ValueWeights
+from treefix.agent.evaluate import evaluate
+from treefix.agent.expand import expand
+from treefix.agent.models.base import ModelError
+from treefix.agent.policies.base import NoCandidate, Policy, SearchContext
+from treefix.agent.select import Selector
+from treefix.agent.tree import Judgement, NodeStatus
 
 T = TypeVar("T")
 R = TypeVar("R")

@@ -11,10 +11,10 @@ from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
 
-from agent.models.base import ConfigError
-from agent.outputs import tree_dict
-from agent.store import RunStore
-from agent.tree import Node
+from treefix.agent.models.base import ConfigError
+from treefix.agent.outputs import tree_dict
+from treefix.agent.store import RunStore
+from treefix.agent.tree import Node
 
 KIND_STYLE = {"root": "bold", "plan": "cyan", "code": "magenta", "repair": "yellow"}
 

@@ -11,20 +11,20 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.budget import Budget, Ledger, Limits, Spent
-from agent.calls import Caller, CallListener
-from agent.critic import Critic, LLMCritic, ValueWeights
-from agent.graph import SearchEngine
-from agent.models.base import Completion, ConfigError, Usage
-from agent.models.registry import load_model
-from agent.outputs import choose_best, write_outputs
-from agent.policies.base import Policy, SearchContext
-from agent.select import SearchParams
-from agent.store import RunStore
-from agent.task import Task
-from agent.tree import Node, NodeKind, NodeStatus
-from tools.sandbox import default_sandbox
-from tools.workspace import Workspace, WorkspaceError
+from treefix.agent.budget import Budget, Ledger, Limits, Spent
+from treefix.agent.calls import Caller, CallListener
+from treefix.agent.critic import Critic, LLMCritic, ValueWeights
+from treefix.agent.graph import SearchEngine
+from treefix.agent.models.base import Completion, ConfigError, Usage
+from treefix.agent.models.registry import load_model
+from treefix.agent.outputs import choose_best, write_outputs
+from treefix.agent.policies.base import Policy, SearchContext
+from treefix.agent.select import SearchParams
+from treefix.agent.store import RunStore
+from treefix.agent.task import Task
+from treefix.agent.tree import Node, NodeKind, NodeStatus
+from treefix.tools.sandbox import default_sandbox
+from treefix.tools.workspace import Workspace, WorkspaceError
 
 EXIT_VERIFIED, EXIT_UNVERIFIED, EXIT_BAD_INPUT, EXIT_BUDGET = 0, 1, 2, 3
 
@@ -200,7 +200,7 @@ def with_policy_defaults(config: RunConfig) -> RunConfig:
     operators (wider widening) and the value is the critic's execution measure only."""
     if config.model != "offline":
         return config
-    from agent.policies.offline import OfflinePolicy
+    from treefix.agent.policies.offline import OfflinePolicy
 
     defaults, data = RunConfig().to_dict(), config.to_dict()
     for key, value in OfflinePolicy.preferred_params.items():
@@ -286,7 +286,7 @@ def _overview(store: RunStore, workspace: Workspace, task: Task, config: RunConf
     Kept in the store, so every prompt of the run, resumed or not, shares the same cached prefix."""
     if (saved := store.get_meta("overview")) is not None:
         return saved
-    from tools.repo_map import RepoMap
+    from treefix.tools.repo_map import RepoMap
 
     text = workspace.overview()
     if config.map_tokens > 0:
@@ -318,26 +318,26 @@ def call_recorder(store: RunStore, budget: Budget, emit: EventSink) -> CallListe
 def _agents(
     config: RunConfig, budget: Budget, store: RunStore, emit: EventSink
 ) -> tuple[Policy, Critic, Caller | None]:
-    from agent.models.pricing import parse_price
+    from treefix.agent.models.pricing import parse_price
 
     price_override = parse_price(config.price) if config.price else None
     model = load_model(config.model, base_url=config.base_url, record=Path(config.record) if config.record else None)
     if model is None:
-        from agent.policies.offline import OfflineCritic, OfflinePolicy
+        from treefix.agent.policies.offline import OfflineCritic, OfflinePolicy
 
         return OfflinePolicy(), OfflineCritic(), None
     if price_override is not None and hasattr(model, "set_price"):
         model.set_price(price_override)
     budget.require_enforceable(model.price(), model.name)
 
-    from agent.policies.llm import LLMPolicy
+    from treefix.agent.policies.llm import LLMPolicy
 
     caller = Caller(
         model, budget, config.limits.max_output_tokens, call_recorder(store, budget, emit), config.context_window or None
     )
     if config.tier == "offline":
-        from agent.policies.offline import OfflineCritic, OfflinePolicy
-        from agent.policies.tiered import TieredCritic, TieredPolicy
+        from treefix.agent.policies.offline import OfflineCritic, OfflinePolicy
+        from treefix.agent.policies.tiered import TieredCritic, TieredPolicy
 
         return TieredPolicy(OfflinePolicy(), LLMPolicy()), TieredCritic(OfflineCritic(), LLMCritic()), caller
     return LLMPolicy(), LLMCritic(), caller

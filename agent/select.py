@@ -11,8 +11,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.store import RunStore
-from agent.tree import Node, NodeKind, NodeStatus
+from treefix.agent.store import RunStore
+from treefix.agent.tree import Node, NodeKind, NodeStatus
 
 CHILD_KIND = {
     NodeKind.ROOT: NodeKind.PLAN,

@@ -17,8 +17,8 @@ import platformdirs
 from dotenv import dotenv_values
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from agent.budget import Limits
-from agent.models.base import ConfigError
+from treefix.agent.budget import Limits
+from treefix.agent.models.base import ConfigError
 
 APP = "treefix"
 KEY_VARS = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}

@@ -16,11 +16,11 @@ from typing import Any
 
 import yaml
 
-from agent.models.base import Completion, Message, ToolCall, ToolSpec
-from prompts import render
-from tools.repo_map import RepoMap
-from tools.search import SearchError, find_definitions, find_references, search_files, search_text
-from tools.view import WINDOW, ViewError, outline, view
+from treefix.agent.models.base import Completion, Message, ToolCall, ToolSpec
+from treefix.prompts import render
+from treefix.tools.repo_map import RepoMap
+from treefix.tools.search import SearchError, find_definitions, find_references, search_files, search_text
+from treefix.tools.view import WINDOW, ViewError, outline, view
 
 MAP_TOKENS = 1024
 MAX_MAP_TOKENS = 8192

@@ -76,9 +76,9 @@ def run(
     ] = False,
 ) -> None:
     """Solve the dataset's instances; writes preds.json, all_preds.jsonl, exit_statuses.yaml, <id>/."""
-    from agent.models.base import ConfigError
-    from evals.executors import ExecutorError
-    from evals.runner import BatchOptions, run_batch
+    from treefix.agent.models.base import ConfigError
+    from treefix.evals.executors import ExecutorError
+    from treefix.evals.runner import BatchOptions, run_batch
 
     if not dataset.is_file():
         _fail(f"dataset not found: {dataset}")
@@ -117,7 +117,7 @@ def eval_(
     ] = False,
 ) -> None:
     """Grade predictions: apply each patch, add the hidden tests, run them (report.json like the official harness)."""
-    from evals.commands import eval_command
+    from treefix.evals.commands import eval_command
 
     raise typer.Exit(
         eval_command(
@@ -150,7 +150,7 @@ def report(
     """Resolve rate, cost, tokens, turns, wall time and exit statuses; a table comparing runs."""
     from rich.console import Console
 
-    from evals.report import ReportError, write_report
+    from treefix.evals.report import ReportError, write_report
 
     try:
         md = write_report(runs, eval_report or [], output)

@@ -11,8 +11,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from evals.dataset import Instance, load_dataset
-from evals.harness import EMPTY, ERROR, RESOLVED, HarnessError, InstanceResult, evaluate
+from treefix.evals.dataset import Instance, load_dataset
+from treefix.evals.harness import EMPTY, ERROR, RESOLVED, HarnessError, InstanceResult, evaluate
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)  # errors and warnings, like the other commands

@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from evals.dataset import Instance, Source
+from treefix.evals.dataset import Instance, Source
 
 DEFAULT_SETUP = ["pip install .", "pip install pytest"]
 # Fixed identity and dates make the base commit sha reproducible across machines and runs.

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any, Protocol
 
-from evals.worker import FORWARDED, WorkItem, WorkResult, error_result, solve
+from treefix.evals.worker import FORWARDED, WorkItem, WorkResult, error_result, solve
 
 
 @dataclass
@@ -35,11 +35,11 @@ class Done:
 Message = Event | Done
 # Imported once in the fork server, not in every instance's process.
 PRELOAD = [
-    "evals.worker",
-    "evals.environment",
-    "agent.run",
-    "agent.policies.llm",
-    "agent.critic",
+    "treefix.evals.worker",
+    "treefix.evals.environment",
+    "treefix.agent.run",
+    "treefix.agent.policies.llm",
+    "treefix.agent.critic",
     "langgraph.checkpoint.sqlite",
 ]
 

@@ -24,10 +24,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from evals.dataset import Instance
-from evals.environment import EnvError, Venv, apply_patch, ensure_venv, git, prepare_base
-from tools.sandbox import Sandbox, SubprocessSandbox, default_sandbox
-from tools.testing import PASSED, run_tests
+from treefix.evals.dataset import Instance
+from treefix.evals.environment import EnvError, Venv, apply_patch, ensure_venv, git, prepare_base
+from treefix.tools.sandbox import Sandbox, SubprocessSandbox, default_sandbox
+from treefix.tools.testing import PASSED, run_tests
 
 RESOLVED, UNRESOLVED, EMPTY, ERROR = "resolved", "unresolved", "empty_patch", "error"
 DEFAULT_TEST_CMD = "python -m pytest -rA -p no:cacheprovider"

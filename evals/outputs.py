@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from evals.worker import ERROR, WorkResult
+from treefix.evals.worker import ERROR, WorkResult
 
 PREDS, ALL_PREDS, STATUSES, LOG = "preds.json", "all_preds.jsonl", "exit_statuses.yaml", "run_batch.log"
 

@@ -12,7 +12,7 @@ import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from evals.outputs import PREDS, BatchOutputs, OutputsError
+from treefix.evals.outputs import PREDS, BatchOutputs, OutputsError
 
 
 class ReportError(RuntimeError):

@@ -21,15 +21,15 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 
-from agent.models.base import ConfigError
-from evals.dataset import Instance, load_dataset
-from evals.executors import Done, Event, Executor, make_executor
-from evals.harness import DEFAULT_TEST_CMD
-from evals.outputs import BatchOutputs, OutputsError, instance_dir, model_name_or_path
-from evals.worker import EnvSpec, VisibleTests, WorkItem
+from treefix.agent.models.base import ConfigError
+from treefix.evals.dataset import Instance, load_dataset
+from treefix.evals.executors import Done, Event, Executor, make_executor
+from treefix.evals.harness import DEFAULT_TEST_CMD
+from treefix.evals.outputs import BatchOutputs, OutputsError, instance_dir, model_name_or_path
+from treefix.evals.worker import EnvSpec, VisibleTests, WorkItem
 
 if TYPE_CHECKING:
-    from agent.run import RunConfig
+    from treefix.agent.run import RunConfig
 
 VISIBLE_LABEL = "visible-tests"
 SHUFFLE_SEED = 42  # the order SWE-agent and mini-swe-agent users get from --shuffle
@@ -59,8 +59,8 @@ class BatchOptions:
     redo_existing: bool = False
 
     def run_config(self) -> RunConfig:
-        from agent.budget import Limits
-        from agent.run import RunConfig  # heavy (the search graph): imported while workers start
+        from treefix.agent.budget import Limits
+        from treefix.agent.run import RunConfig  # heavy (the search graph): imported while workers start
 
         limits = Limits(cost_limit=self.cost_limit, max_nodes=self.max_nodes)
         return RunConfig(
@@ -152,7 +152,7 @@ def build_item(inst: Instance, opts: BatchOptions, config: RunConfig) -> WorkIte
 def cache_dir(opts: BatchOptions) -> Path:
     if opts.cache_dir:
         return opts.cache_dir.resolve()
-    from evals.commands import default_cache_dir  # shared with `swebench eval`: one venv per code
+    from treefix.evals.commands import default_cache_dir  # shared with `swebench eval`: one venv per code
 
     return default_cache_dir().resolve()
 
@@ -166,10 +166,10 @@ def _replay_dir(model: str) -> Path | None:
 
 def preflight(opts: BatchOptions, config: RunConfig) -> None:
     """Fail before any instance starts on what would fail them all: bad model, unenforceable limits."""
-    from agent.budget import Budget
-    from agent.models.registry import load_model
-    from agent.run import check_tier
-    from agent.select import STRATEGIES
+    from treefix.agent.budget import Budget
+    from treefix.agent.models.registry import load_model
+    from treefix.agent.run import check_tier
+    from treefix.agent.select import STRATEGIES
 
     if opts.search not in STRATEGIES:
         raise ConfigError(f"unknown search {opts.search!r}: use one of {', '.join(STRATEGIES)}")
@@ -183,7 +183,7 @@ def preflight(opts: BatchOptions, config: RunConfig) -> None:
     check_tier(opts.model, opts.tier)
     if opts.model == "offline":
         try:
-            import agent.policies.offline  # noqa: F401
+            import treefix.agent.policies.offline  # noqa: F401
         except ImportError:
             raise ConfigError(
                 "the offline policy is not available in this build; pick a model with -m"
@@ -280,7 +280,7 @@ class _Loop:
         self.started: dict[str, float] = {}
 
     def run(self) -> None:
-        from evals.live import BatchDisplay
+        from treefix.evals.live import BatchDisplay
 
         if self.executor is None:
             return
@@ -344,7 +344,7 @@ class _Loop:
         limit = self.opts.global_cost_limit
         if not limit:
             return False
-        from agent.ledger import GlobalLimits, SqliteLedger
+        from treefix.agent.ledger import GlobalLimits, SqliteLedger
 
         spent = (
             SqliteLedger(self.opts.output.resolve() / "ledger.sqlite", GlobalLimits(cost=limit)).totals().cost

@@ -22,12 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from evals.dataset import AgentTask, Instance
+from treefix.evals.dataset import AgentTask, Instance
 
 if TYPE_CHECKING:  # the agent is imported in the worker process only, when it starts a search
-    from agent.budget import Ledger
-    from agent.run import RunConfig, RunOutcome
-    from agent.task import Task
+    from treefix.agent.budget import Ledger
+    from treefix.agent.run import RunConfig, RunOutcome
+    from treefix.agent.task import Task
 
 Emit = Callable[[str, dict[str, Any]], None]
 ERROR = "error"  # exit status prefix of an instance that failed before or outside the search
@@ -124,9 +124,9 @@ def solve(item: WorkItem, emit: Emit | None = None) -> WorkResult:
 
 
 def _solve(item: WorkItem, work: Path, emit: Emit, start: float) -> WorkResult:
-    from agent.run import RunConfig
-    from agent.task import Task
-    from evals.environment import ensure_venv
+    from treefix.agent.run import RunConfig
+    from treefix.agent.task import Task
+    from treefix.evals.environment import ensure_venv
 
     emit("phase", {"phase": "setup"})
     cache = Path(item.cache_dir)
@@ -144,7 +144,7 @@ def _solve(item: WorkItem, work: Path, emit: Emit, start: float) -> WorkResult:
     )  # fmt: skip
     ledger = None
     if item.ledger:
-        from agent.ledger import GlobalLimits, SqliteLedger
+        from treefix.agent.ledger import GlobalLimits, SqliteLedger
 
         ledger = SqliteLedger(Path(item.ledger), GlobalLimits(cost=item.global_cost_limit))
     run_dir = Path(item.run_dir)
@@ -153,7 +153,7 @@ def _solve(item: WorkItem, work: Path, emit: Emit, start: float) -> WorkResult:
     patch = outcome.patch
     if item.visible is not None:
         # The harness resets the hidden test files anyway; edits there would only break the apply.
-        from evals.harness import patch_paths
+        from treefix.evals.harness import patch_paths
 
         patch = drop_files(patch, set(patch_paths(item.visible.test_patch)))
     tree = json.loads((run_dir / "tree.json").read_text()) if (run_dir / "tree.json").is_file() else None
@@ -168,9 +168,9 @@ def _run_or_resume(
 ) -> RunOutcome:
     """A run left by a killed batch is resumed in the rebuilt repository (same base commit: the
     build is deterministic), so its nodes and spend are kept; one that cannot be is started over."""
-    from agent.models.base import ConfigError
-    from agent.run import resume_run, run_fix
-    from tools.workspace import WorkspaceError
+    from treefix.agent.models.base import ConfigError
+    from treefix.agent.run import resume_run, run_fix
+    from treefix.tools.workspace import WorkspaceError
 
     if (run_dir / "run.sqlite").is_file():
         try:
@@ -188,7 +188,7 @@ def agent_repo(
 ) -> Path:
     """The base as a fresh repository with a single commit: the history of a prepared base (the
     pristine commit before `bug_patch`, or a clone's later commits) would show the agent the fix."""
-    from evals.environment import EnvError, apply_patch, git, prepare_base
+    from treefix.evals.environment import EnvError, apply_patch, git, prepare_base
 
     prepare_base(inst, dest, cache, repos)
     shutil.rmtree(dest / ".git")

@@ -58,7 +58,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-d
     """A tiny evaluation instance and a cache dir whose venv is already built (building takes seconds)."""
     from test_environment import tiny_instance, tiny_sdist
 
-    from evals.environment import ensure_venv
+    from treefix.evals.environment import ensure_venv
 
     base = tmp_path_factory.mktemp("tiny")
     inst = tiny_instance(tiny_sdist(base))

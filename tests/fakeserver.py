@@ -21,7 +21,7 @@ from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from tools.tokens import OFFLINE_ENCODING, count_tokens
+from treefix.tools.tokens import OFFLINE_ENCODING, count_tokens
 
 
 @dataclass

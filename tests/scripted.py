@@ -2,7 +2,7 @@
 
 import json
 
-from agent.models.base import Completion, Usage
+from treefix.agent.models.base import Completion, Usage
 
 BUGGY = {
     "calc/__init__.py": "",

@@ -6,9 +6,9 @@ import time
 import pytest
 from fakeserver import Reply, error, hang, malformed, text, tool_call, truncated
 
-from agent.models.anthropic import AnthropicModel, to_wire
-from agent.models.base import ConfigError, Message, ModelError, ToolCall, ToolSpec
-from agent.models.retry import Backoff
+from treefix.agent.models.anthropic import AnthropicModel, to_wire
+from treefix.agent.models.base import ConfigError, Message, ModelError, ToolCall, ToolSpec
+from treefix.agent.models.retry import Backoff
 
 KEY = "sk-ant-test-abcdefghijklmnopqrstuvwxyz"
 TOOLS = [ToolSpec("search", "search the repo", {"type": "object", "properties": {"q": {"type": "string"}}})]

@@ -9,11 +9,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scripted import BUGGY, PLAN, WRONG, critic
 
-from agent.budget import Budget, BudgetExceeded, Limits
-from agent.models.base import Completion, ConfigError, Price, Usage
-from agent.models.scripted import ScriptedModel
-from agent.run import RunConfig, run_fix
-from agent.task import Task
+from treefix.agent.budget import Budget, BudgetExceeded, Limits
+from treefix.agent.models.base import Completion, ConfigError, Price, Usage
+from treefix.agent.models.scripted import ScriptedModel
+from treefix.agent.run import RunConfig, run_fix
+from treefix.agent.task import Task
 
 
 def test_reservation_counts_the_worst_case():
@@ -76,7 +76,7 @@ def test_random_scripted_runs_never_cross_a_limit(
         return Completion(text, usage=Usage(rng.randint(1, prompt_bytes), rng.randint(1, max_out)))
 
     model = ScriptedModel(respond, price=Price(price_in, price_out))
-    monkeypatch.setattr("agent.run.load_model", lambda *a, **k: model)
+    monkeypatch.setattr("treefix.agent.run.load_model", lambda *a, **k: model)
     tmp = tmp_path_factory.mktemp("run")
     repo = make_repo(tmp / "repo", BUGGY)
     limits = Limits(cost_limit=cost_limit, max_turns=max_turns, max_tokens=max_tokens, max_nodes=10, max_output_tokens=max_out)

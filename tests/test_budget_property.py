@@ -11,11 +11,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings, target
 from hypothesis import strategies as st
 
-from agent.budget import Budget, BudgetExceeded, Limits
-from agent.calls import Caller, prompt_bound
-from agent.ledger import GlobalLimits, SqliteLedger
-from agent.models.base import Completion, Message, ModelError, Price, Usage
-from agent.models.retry import Failure, report
+from treefix.agent.budget import Budget, BudgetExceeded, Limits
+from treefix.agent.calls import Caller, prompt_bound
+from treefix.agent.ledger import GlobalLimits, SqliteLedger
+from treefix.agent.models.base import Completion, Message, ModelError, Price, Usage
+from treefix.agent.models.retry import Failure, report
 
 ROLES = ["plan", "code", "repair", "critic", "discriminator"]
 EPS = 1e-9

@@ -1,10 +1,10 @@
 """The Caller fits a prompt into the model's context window before it reserves and sends it."""
 
-from agent.budget import Budget, Limits
-from agent.calls import Caller
-from agent.models.base import Message, ToolCall
-from agent.models.scripted import ScriptedModel
-from agent.models.tokens import count_messages, margin
+from treefix.agent.budget import Budget, Limits
+from treefix.agent.calls import Caller
+from treefix.agent.models.base import Message, ToolCall
+from treefix.agent.models.scripted import ScriptedModel
+from treefix.agent.models.tokens import count_messages, margin
 
 
 def conversation(tool_output: str) -> list[Message]:

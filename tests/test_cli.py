@@ -8,7 +8,7 @@ import pytest
 from conftest import git, make_repo
 from scripted import BUGGY
 
-TREEFIX = [sys.executable, "-m", "agent.cli"]
+TREEFIX = [sys.executable, "-m", "treefix.agent.cli"]
 
 
 def treefix(*args, cwd=None):
@@ -90,7 +90,7 @@ def test_inspect_and_runs_show_the_tree(demo_run):
 
 
 def test_apply_commits_the_patch_with_a_treefix_message(tmp_path):
-    from agent.demo import EXAMPLES, TEST_CMD, make_example_repo
+    from treefix.agent.demo import EXAMPLES, TEST_CMD, make_example_repo
 
     repo = make_example_repo(tmp_path / "ex")
     cassette = EXAMPLES / "cassettes" / "textstats.jsonl"
@@ -107,7 +107,7 @@ def test_apply_commits_the_patch_with_a_treefix_message(tmp_path):
 
 def test_config_values_beat_flag_defaults_but_not_typed_flags(tmp_path):
     """-c settings that also have a flag are used unless the flag is typed (typer's own click once hid this)."""
-    from agent.demo import TEST_CMD, make_example_repo
+    from treefix.agent.demo import TEST_CMD, make_example_repo
 
     repo = make_example_repo(tmp_path / "ex")
     args = ["fix", str(repo), "--issue-file", str(repo / "ISSUE.md"), "--test-cmd", TEST_CMD, "--json"]
@@ -120,7 +120,7 @@ def test_config_values_beat_flag_defaults_but_not_typed_flags(tmp_path):
 
 
 def test_apply_leaves_a_failing_patch_unapplied(tmp_path):
-    from agent.demo import TEST_CMD, make_example_repo
+    from treefix.agent.demo import TEST_CMD, make_example_repo
 
     repo = make_example_repo(tmp_path / "ex")
     head = git(repo, "rev-parse", "HEAD")
@@ -133,7 +133,7 @@ def test_apply_leaves_a_failing_patch_unapplied(tmp_path):
 
 
 def test_more_bad_input_is_one_message(tmp_path):
-    from agent.demo import TEST_CMD, make_example_repo
+    from treefix.agent.demo import TEST_CMD, make_example_repo
 
     repo = make_example_repo(tmp_path / "ex")
     ok = ["fix", str(repo), "--issue-file", str(repo / "ISSUE.md"), "--test-cmd", TEST_CMD]

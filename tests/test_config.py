@@ -2,8 +2,8 @@
 
 import pytest
 
-from agent.config import build_config
-from agent.models.base import ConfigError
+from treefix.agent.config import build_config
+from treefix.agent.models.base import ConfigError
 
 
 @pytest.fixture(autouse=True)

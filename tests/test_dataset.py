@@ -8,7 +8,7 @@ from collections import Counter
 from dataclasses import asdict, fields
 from pathlib import Path
 
-from evals.dataset import HIDDEN_FIELDS, AgentTask, load_dataset
+from treefix.evals.dataset import HIDDEN_FIELDS, AgentTask, load_dataset
 
 SUITES = Path(__file__).resolve().parents[1] / "evals" / "suites"
 

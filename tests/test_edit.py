@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.edit import EditBlock, EditError, apply_blocks, parse_blocks
+from treefix.tools.edit import EditBlock, EditError, apply_blocks, parse_blocks
 
 
 def write(root: Path, rel: str, text: str) -> Path:

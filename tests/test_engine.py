@@ -6,18 +6,18 @@ import pytest
 from conftest import make_repo
 from scripted import BUGGY, PLAN, REPAIR, RIGHT, TEST_CMD, WRONG, critic
 
-from agent.budget import Limits
-from agent.models.base import ModelError
-from agent.models.scripted import ScriptedModel
-from agent.run import RunConfig, run_fix
-from agent.task import Task
-from agent.tree import NodeKind
+from treefix.agent.budget import Limits
+from treefix.agent.models.base import ModelError
+from treefix.agent.models.scripted import ScriptedModel
+from treefix.agent.run import RunConfig, run_fix
+from treefix.agent.task import Task
+from treefix.agent.tree import NodeKind
 
 
 def run_with(tmp_path, responder, monkeypatch, **limits):
     """run_fix with a scripted model put where `-m` would load one."""
     model = ScriptedModel(responder)
-    monkeypatch.setattr("agent.run.load_model", lambda *a, **k: model)
+    monkeypatch.setattr("treefix.agent.run.load_model", lambda *a, **k: model)
     repo = make_repo(tmp_path / "repo", BUGGY)
     config = RunConfig(model="scripted", limits=Limits(**{"cost_limit": 0, "max_nodes": 8, **limits}))
     task = Task(repo=repo, problem_statement="clamp(9, 0, 5) returns 0, expected 5", test_cmd=TEST_CMD)
@@ -115,7 +115,7 @@ def test_budget_before_any_candidate_exits_3(tmp_path, monkeypatch):
 @pytest.mark.parametrize("strategy", ["linear", "best-of-n", "greedy"])
 def test_other_strategies_run(tmp_path, monkeypatch, strategy):
     model = ScriptedModel(lambda role, m: critic(0.5) if role == "critic" else {"plan": PLAN}.get(role, RIGHT))
-    monkeypatch.setattr("agent.run.load_model", lambda *a, **k: model)
+    monkeypatch.setattr("treefix.agent.run.load_model", lambda *a, **k: model)
     repo = make_repo(tmp_path / "repo", BUGGY)
     config = RunConfig(model="scripted", search=strategy, limits=Limits(cost_limit=0, max_nodes=6))
     outcome = run_fix(Task(repo=repo, problem_statement="bug", test_cmd=TEST_CMD), config, tmp_path / "run")
@@ -129,7 +129,7 @@ def test_parallel_workers_share_one_tree(tmp_path, monkeypatch):
         return critic(0.3) if role == "critic" else {"plan": PLAN}.get(role, WRONG)
 
     model = ScriptedModel(respond)
-    monkeypatch.setattr("agent.run.load_model", lambda *a, **k: model)
+    monkeypatch.setattr("treefix.agent.run.load_model", lambda *a, **k: model)
     repo = make_repo(tmp_path / "repo", BUGGY)
     config = RunConfig(model="scripted", workers=3, limits=Limits(cost_limit=0, max_nodes=10))
     outcome = run_fix(Task(repo=repo, problem_statement="bug", test_cmd=TEST_CMD), config, tmp_path / "run")
@@ -149,7 +149,7 @@ def test_a_model_that_keeps_failing_ends_the_run(tmp_path, monkeypatch):
 
 
 def test_plans_may_look_around_with_tools_first(tmp_path, monkeypatch):
-    from agent.models.base import Completion, ToolCall, Usage
+    from treefix.agent.models.base import Completion, ToolCall, Usage
 
     plan_replies = [
         Completion("", [ToolCall("t1", "view", {"path": "calc/ops.py"})], Usage(50, 5)),
@@ -189,7 +189,7 @@ def test_offline_tier_tries_free_candidates_before_the_model(tmp_path, monkeypat
         return critic(0.5) if role == "critic" else {"plan": PLAN}.get(role, RIGHT)
 
     model = ScriptedModel(respond)
-    monkeypatch.setattr("agent.run.load_model", lambda *a, **k: model)
+    monkeypatch.setattr("treefix.agent.run.load_model", lambda *a, **k: model)
     repo = make_repo(tmp_path / "repo", BUGGY)
     config = RunConfig(model="scripted", tier="offline", limits=Limits(cost_limit=0, max_nodes=20))
     outcome = run_fix(Task(repo=repo, problem_statement="clamp(9, 0, 5) returns 0", test_cmd=TEST_CMD), config, tmp_path / "run")

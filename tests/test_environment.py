@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from evals.dataset import Instance
-from evals.environment import EnvError, Venv, apply_patch, ensure_venv, git, prepare_base
+from treefix.evals.dataset import Instance
+from treefix.evals.environment import EnvError, Venv, apply_patch, ensure_venv, git, prepare_base
 
 PYPROJECT = """[build-system]
 requires = ["setuptools"]

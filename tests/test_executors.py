@@ -7,9 +7,9 @@ import pytest
 from batchdata import BROKEN, BUGS, read_preds, shared_batch_data
 from rich.console import Console
 
-from evals.dataset import load_dataset
-from evals.executors import Done, LocalExecutor
-from evals.runner import BatchOptions, build_item, run_batch
+from treefix.evals.dataset import load_dataset
+from treefix.evals.executors import Done, LocalExecutor
+from treefix.evals.runner import BatchOptions, build_item, run_batch
 
 
 @pytest.fixture(scope="session")

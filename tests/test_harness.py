@@ -10,10 +10,10 @@ import pytest
 from test_environment import GOLD, TEST_PATCH
 from typer.testing import CliRunner
 
-from evals.cli import app
-from evals.commands import eval_command, load_predictions
-from evals.dataset import Instance
-from evals.harness import HarnessError, evaluate, grade, needs_official_harness, patch_paths
+from treefix.evals.cli import app
+from treefix.evals.commands import eval_command, load_predictions
+from treefix.evals.dataset import Instance
+from treefix.evals.harness import HarnessError, evaluate, grade, needs_official_harness, patch_paths
 
 KEYS = ["total_instances", "submitted_instances", "completed_instances", "resolved_instances",
         "unresolved_instances", "empty_patch_instances", "error_instances", "completed_ids",

@@ -12,11 +12,11 @@ import pytest
 from batchdata import BUGS, HIDDEN_MARK, TEST_CMD, shared_batch_data
 from rich.console import Console
 
-import agent.run
-from agent.models.replay import ReplayModel
-from evals.dataset import HIDDEN_FIELDS, load_dataset
-from evals.runner import BatchOptions, build_item, run_batch
-from evals.worker import solve
+import treefix.agent.run
+from treefix.agent.models.replay import ReplayModel
+from treefix.evals.dataset import HIDDEN_FIELDS, load_dataset
+from treefix.evals.runner import BatchOptions, build_item, run_batch
+from treefix.evals.worker import solve
 
 
 @pytest.fixture(scope="session")
@@ -69,7 +69,7 @@ class _Spy:
 def _run_spied(data, tmp_path, monkeypatch, visible: bool):
     seen: list[str] = []
     captured: dict = {}
-    real_load, real_run_fix = agent.run.load_model, agent.run.run_fix
+    real_load, real_run_fix = treefix.agent.run.load_model, treefix.agent.run.run_fix
 
     def load_model(spec, **kw):
         return _Spy(real_load(spec, **kw), seen)
@@ -88,8 +88,8 @@ def _run_spied(data, tmp_path, monkeypatch, visible: bool):
         )
         return real_run_fix(task, config, run_dir, on_event, ledger)
 
-    monkeypatch.setattr(agent.run, "load_model", load_model)
-    monkeypatch.setattr(agent.run, "run_fix", run_fix)
+    monkeypatch.setattr(treefix.agent.run, "load_model", load_model)
+    monkeypatch.setattr(treefix.agent.run, "run_fix", run_fix)
     insts, _ = load_dataset(data.dataset)
     inst = insts[0]
     opts = _opts(data, tmp_path / ("visible" if visible else "hidden"), visible_tests=visible)

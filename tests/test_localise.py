@@ -4,14 +4,22 @@ import os
 
 from conftest import make_repo
 
-from agent.budget import Budget, Limits
-from agent.policies.base import SearchContext
-from agent.policies.localise import PLUGIN_MODULE, Spectrum, align, coverage_env, gather, is_test_file, ochiai
-from agent.select import SearchParams
-from agent.store import RunStore
-from agent.task import Task
-from tools.sandbox import default_sandbox
-from tools.workspace import Workspace
+from treefix.agent.budget import Budget, Limits
+from treefix.agent.policies.base import SearchContext
+from treefix.agent.policies.localise import (
+    PLUGIN_MODULE,
+    Spectrum,
+    align,
+    coverage_env,
+    gather,
+    is_test_file,
+    ochiai,
+)
+from treefix.agent.select import SearchParams
+from treefix.agent.store import RunStore
+from treefix.agent.task import Task
+from treefix.tools.sandbox import default_sandbox
+from treefix.tools.workspace import Workspace
 
 FILES = {
     "shop/__init__.py": "",

@@ -7,24 +7,24 @@ import pytest
 from conftest import make_repo
 from scripted import critic
 
-from agent.budget import Budget, Limits
-from agent.calls import Caller
-from agent.critic import LLMCritic
-from agent.demo import EXAMPLES, TEST_CMD
-from agent.graph import SearchEngine
-from agent.models.base import ModelError
-from agent.models.scripted import ScriptedModel
-from agent.policies.base import NoCandidate, SearchContext
-from agent.policies.llm import LLMPolicy
-from agent.policies.offline import SPECTRUM_KEY, OfflineCritic, OfflinePolicy, unified_diff
-from agent.policies.tiered import TieredCritic, TieredPolicy, is_offline
-from agent.run import RunConfig, run_fix
-from agent.select import SearchParams
-from agent.store import RunStore
-from agent.task import Task
-from agent.tree import ExecResult, Node, NodeKind, NodeStatus
-from tools.sandbox import default_sandbox
-from tools.workspace import Workspace
+from treefix.agent.budget import Budget, Limits
+from treefix.agent.calls import Caller
+from treefix.agent.critic import LLMCritic
+from treefix.agent.demo import EXAMPLES, TEST_CMD
+from treefix.agent.graph import SearchEngine
+from treefix.agent.models.base import ModelError
+from treefix.agent.models.scripted import ScriptedModel
+from treefix.agent.policies.base import NoCandidate, SearchContext
+from treefix.agent.policies.llm import LLMPolicy
+from treefix.agent.policies.offline import SPECTRUM_KEY, OfflineCritic, OfflinePolicy, unified_diff
+from treefix.agent.policies.tiered import TieredCritic, TieredPolicy, is_offline
+from treefix.agent.run import RunConfig, run_fix
+from treefix.agent.select import SearchParams
+from treefix.agent.store import RunStore
+from treefix.agent.task import Task
+from treefix.agent.tree import ExecResult, Node, NodeKind, NodeStatus
+from treefix.tools.sandbox import default_sandbox
+from treefix.tools.workspace import Workspace
 
 RANGE = {
     "calc/__init__.py": "",

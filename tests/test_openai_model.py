@@ -6,9 +6,9 @@ import time
 import pytest
 from fakeserver import Reply, error, hang, malformed, text, tool_call, truncated
 
-from agent.models.base import ConfigError, Message, ModelError, Price, ToolCall, ToolSpec
-from agent.models.openai import OpenAIModel
-from agent.models.retry import Backoff
+from treefix.agent.models.base import ConfigError, Message, ModelError, Price, ToolCall, ToolSpec
+from treefix.agent.models.openai import OpenAIModel
+from treefix.agent.models.retry import Backoff
 
 KEY = "sk-test-abcdefghijklmnopqrstuvwxyz0123"
 TOOLS = [ToolSpec("search", "search the repo", {"type": "object", "properties": {"q": {"type": "string"}}})]
@@ -191,7 +191,7 @@ def test_prefix_caching_is_reported(server):
 
 
 def test_explicit_cache_breakpoint_for_new_official_models(monkeypatch):
-    from agent.models.openai import _explicit_cache, _wire
+    from treefix.agent.models.openai import _explicit_cache, _wire
 
     assert (
         _explicit_cache("gpt-6-sol") and _explicit_cache("gpt-5.6-terra") and not _explicit_cache("gpt-5.4")
@@ -219,10 +219,10 @@ def test_deadline_caps_the_http_timeout_and_the_retries(server, monkeypatch):
 def test_a_call_that_runs_into_the_time_limit_stops_the_run_and_is_charged_at_worst(
     server, monkeypatch, tmp_path
 ):
-    from agent.budget import Budget, BudgetExceeded, Limits
-    from agent.calls import Caller
-    from agent.run import call_recorder, spent_from_store
-    from agent.store import RunStore
+    from treefix.agent.budget import Budget, BudgetExceeded, Limits
+    from treefix.agent.calls import Caller
+    from treefix.agent.run import call_recorder, spent_from_store
+    from treefix.agent.store import RunStore
 
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     slow = OpenAIModel("gpt-4o-mini", base_url=server.url, api_key=KEY, timeout=30, backoff=FAST)

@@ -2,7 +2,7 @@
 
 import difflib
 
-from agent.policies.operators import compiles, mutations
+from treefix.agent.policies.operators import compiles, mutations
 
 
 def results(text: str, line: int) -> dict[str, str]:

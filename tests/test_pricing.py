@@ -3,9 +3,9 @@ import warnings
 
 import pytest
 
-from agent.budget import Budget, Limits
-from agent.models import pricing
-from agent.models.base import ConfigError, Price, Usage
+from treefix.agent.budget import Budget, Limits
+from treefix.agent.models import pricing
+from treefix.agent.models.base import ConfigError, Price, Usage
 
 
 @pytest.fixture(autouse=True)

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from fakeserver import FakeServer, Reply, error, role_of, textstats_brain
 
-from agent.models.base import Usage
-from agent.models.pricing import price_for
+from treefix.agent.models.base import Usage
+from treefix.agent.models.pricing import price_for
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "textstats"
@@ -32,7 +32,7 @@ def repo(tmp_path):
 def treefix(
     repo: Path, out: Path, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "agent.cli", "fix", str(repo), "--issue-file", str(repo / "ISSUE.md")]
+    cmd = [sys.executable, "-m", "treefix.agent.cli", "fix", str(repo), "--issue-file", str(repo / "ISSUE.md")]
     cmd += ["--test-cmd", "python -m pytest -q tests", "-o", str(out), "--json", *args]
     clean = {k: v for k, v in os.environ.items() if not k.endswith(("_API_KEY", "_BASE_URL"))}
     return subprocess.run(

@@ -4,12 +4,12 @@ from pathlib import Path
 
 import pytest
 
-from tools.files import list_files
-from tools.index import RepoIndex
-from tools.pagerank import HubGraph, pagerank
-from tools.repo_map import RepoMap
-from tools.tags import extract
-from tools.tokens import count_tokens
+from treefix.tools.files import list_files
+from treefix.tools.index import RepoIndex
+from treefix.tools.pagerank import HubGraph, pagerank
+from treefix.tools.repo_map import RepoMap
+from treefix.tools.tags import extract
+from treefix.tools.tokens import count_tokens
 
 SOURCES = {
     "shop/models.py": """\
@@ -228,7 +228,7 @@ def test_render_follows_edits_after_refresh(repo, tmp_path):
 def test_map_command_prints_the_map_and_its_tokens(repo, tmp_path, monkeypatch):
     from rich.console import Console
 
-    from agent.commands.map import map_command
+    from treefix.agent.commands.map import map_command
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     console = Console(record=True, width=200)
@@ -263,7 +263,7 @@ def test_worktrees_of_one_repository_share_the_cache(repo, tmp_path):
 
 
 def test_token_counts_are_offline_and_exact():
-    from tools.tokens import approx_tokens, exact
+    from treefix.tools.tokens import approx_tokens, exact
 
     assert exact() and count_tokens("hello world") == 2
     assert approx_tokens("def f(x):\n    return x\n") == approx_tokens("def f(x):\n    return x\n") > 0

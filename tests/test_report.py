@@ -2,9 +2,9 @@ import json
 
 from typer.testing import CliRunner
 
-from evals.cli import app
-from evals.outputs import BatchOutputs
-from evals.worker import WorkResult
+from treefix.evals.cli import app
+from treefix.evals.outputs import BatchOutputs
+from treefix.evals.worker import WorkResult
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

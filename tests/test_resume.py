@@ -11,7 +11,7 @@ import pytest
 from conftest import make_repo, node_ids
 from scripted import BUGGY, PLAN, WRONG, critic
 
-TREEFIX = [sys.executable, "-m", "agent.cli"]
+TREEFIX = [sys.executable, "-m", "treefix.agent.cli"]
 
 
 def write_cassette(path, n=40):
@@ -78,11 +78,11 @@ def test_sigkill_mid_search_then_resume(tmp_path):
 
 def test_a_run_moves_to_a_rebuilt_repository_only_for_the_same_task_and_settings(tmp_path):
     """What a batch rerun relies on: resume in a new checkout of the same base commit."""
-    from agent.budget import Limits
-    from agent.models.base import ConfigError
-    from agent.run import RunConfig, resume_run, run_fix
-    from agent.task import Task
-    from tools.workspace import WorkspaceError
+    from treefix.agent.budget import Limits
+    from treefix.agent.models.base import ConfigError
+    from treefix.agent.run import RunConfig, resume_run, run_fix
+    from treefix.agent.task import Task
+    from treefix.tools.workspace import WorkspaceError
 
     repo = make_repo(tmp_path / "repo", BUGGY)
     cassette = tmp_path / "cassette.jsonl"

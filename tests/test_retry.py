@@ -2,8 +2,8 @@ import email.utils
 
 import pytest
 
-from agent.models.base import ConfigError, ModelError, Price
-from agent.models.retry import (
+from treefix.agent.models.base import ConfigError, ModelError, Price
+from treefix.agent.models.retry import (
     Backoff,
     Failure,
     Transient,

@@ -14,13 +14,13 @@ from conftest import node_ids
 from rich.console import Console
 from typer.testing import CliRunner
 
-from agent.ledger import GlobalLimits, SqliteLedger
-from agent.models.base import ConfigError
-from agent.store import RunStore
-from evals.cli import app
-from evals.dataset import load_dataset
-from evals.outputs import model_name_or_path
-from evals.runner import BatchOptions, parse_slice, run_batch, select_instances
+from treefix.agent.ledger import GlobalLimits, SqliteLedger
+from treefix.agent.models.base import ConfigError
+from treefix.agent.store import RunStore
+from treefix.evals.cli import app
+from treefix.evals.dataset import load_dataset
+from treefix.evals.outputs import model_name_or_path
+from treefix.evals.runner import BatchOptions, parse_slice, run_batch, select_instances
 
 ALL = [*BUGS, BROKEN]
 
@@ -214,13 +214,12 @@ def test_bad_options_and_outputs_are_one_message_and_leave_files_alone(data, tmp
 
 def test_workers_share_the_global_cost_ledger(data, tmp_path, monkeypatch):
     """A priced model under a tiny global limit: the first call would cross it, so none is made."""
-    import agent.run
-    from agent.models.scripted import ScriptedModel
-    from evals.runner import build_item
-    from evals.worker import solve
+    from treefix.agent.models.scripted import ScriptedModel
+    from treefix.evals.runner import build_item
+    from treefix.evals.worker import solve
 
     model = ScriptedModel(["never sent"] * 10)
-    monkeypatch.setattr(agent.run, "load_model", lambda spec, **kw: model)
+    monkeypatch.setattr(treefix.agent.run, "load_model", lambda spec, **kw: model)
     insts, _ = load_dataset(data.dataset)
     opts = BatchOptions(dataset=data.dataset, output=tmp_path, model=f"replay:{data.cassettes}", cache_dir=data.cache,
                         cost_limit=0, global_cost_limit=0.001)  # fmt: skip

@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from tools.sandbox import BubblewrapSandbox, SubprocessSandbox, bwrap_works, default_sandbox, scratch_root
+from treefix.tools.sandbox import (
+    BubblewrapSandbox,
+    SubprocessSandbox,
+    bwrap_works,
+    default_sandbox,
+    scratch_root,
+)
 
 SANDBOXES = [SubprocessSandbox]
 if bwrap_works():

@@ -4,9 +4,9 @@ import math
 
 import pytest
 
-from agent.select import SearchParams, Selector
-from agent.store import RunStore
-from agent.tree import Node, NodeKind, NodeStatus
+from treefix.agent.select import SearchParams, Selector
+from treefix.agent.store import RunStore
+from treefix.agent.tree import Node, NodeKind, NodeStatus
 
 
 def add(store, kind, parent=None, visits=0, value_sum=0.0, prior=1.0, status=NodeStatus.DONE):
@@ -86,7 +86,7 @@ def test_pending_expansion_counts_against_the_cap(store):
 
 
 def test_max_depth_failed_and_verified_nodes_are_not_expanded(store):
-    from agent.tree import ExecResult
+    from treefix.agent.tree import ExecResult
 
     root = add(store, NodeKind.ROOT, visits=3)
     plan = add(store, NodeKind.PLAN, root, visits=3, value_sum=1)

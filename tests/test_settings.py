@@ -2,9 +2,9 @@ import os
 
 import pytest
 
-from agent import settings
-from agent.budget import Limits
-from agent.models.base import ConfigError
+from treefix.agent import settings
+from treefix.agent.budget import Limits
+from treefix.agent.models.base import ConfigError
 
 
 @pytest.fixture(autouse=True)

@@ -2,8 +2,8 @@
 
 import pytest
 
-from agent.store import RunStore
-from agent.tree import ExecResult, Judgement, Node, NodeKind
+from treefix.agent.store import RunStore
+from treefix.agent.tree import ExecResult, Judgement, Node, NodeKind
 
 
 def test_nodes_survive_reopening(tmp_path):

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from tools.sandbox import SubprocessSandbox, default_sandbox
-from tools.testing import TestReport, parse_junit, parse_pytest_output, pytest_command, run_tests
+from treefix.tools.sandbox import SubprocessSandbox, default_sandbox
+from treefix.tools.testing import TestReport, parse_junit, parse_pytest_output, pytest_command, run_tests
 
 XUNIT1 = """<?xml version="1.0" encoding="utf-8"?><testsuites name="pytest tests"><testsuite name="pytest"
 errors="1" failures="1" skipped="1" tests="6">

@@ -1,5 +1,5 @@
-from agent.models.base import Message, ToolCall, ToolSpec
-from agent.models.textcalls import parse_arguments, parse_tool_calls, to_text_messages
+from treefix.agent.models.base import Message, ToolCall, ToolSpec
+from treefix.agent.models.textcalls import parse_arguments, parse_tool_calls, to_text_messages
 
 TOOLS = [ToolSpec("search", "search the repo", {"type": "object", "properties": {"q": {"type": "string"}}})]
 

@@ -1,12 +1,12 @@
-from agent.models.base import Message, ToolCall, ToolSpec
-from agent.models.tokens import (
+from treefix.agent.models.base import Message, ToolCall, ToolSpec
+from treefix.agent.models.tokens import (
     count_messages,
     estimate_prompt_tokens,
     fit_messages,
     prefix_tokens,
     truncate_text,
 )
-from tools.tokens import count_tokens, exact
+from treefix.tools.tokens import count_tokens, exact
 
 TOOLS = [ToolSpec("view", "show a file", {"type": "object", "properties": {"path": {"type": "string"}}})]
 

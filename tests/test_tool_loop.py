@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.models.base import Completion, Message, ToolCall, ToolSpec
-from agent.tool_loop import TOOL_SPECS, run_tool_loop
+from treefix.agent.models.base import Completion, Message, ToolCall, ToolSpec
+from treefix.agent.tool_loop import TOOL_SPECS, run_tool_loop
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_repo_map import make_repo  # noqa: E402

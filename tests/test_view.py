@@ -3,7 +3,7 @@ import textwrap
 
 import pytest
 
-from tools.view import ViewError, outline, view
+from treefix.tools.view import ViewError, outline, view
 
 
 @pytest.fixture

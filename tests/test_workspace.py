@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from conftest import git, make_repo
 
-from tools.workspace import Workspace, WorkspaceError
+from treefix.tools.workspace import Workspace, WorkspaceError
 
 FIX = """\
 --- a/pkg/calc.py

@@ -25,9 +25,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tools.edit_match import closest, find_spans, numbered, replacement, split_elided
-from tools.paths import PathError, resolve_inside
-from tools.treesitter import syntax_problem
+from treefix.tools.edit_match import closest, find_spans, numbered, replacement, split_elided
+from treefix.tools.paths import PathError, resolve_inside
+from treefix.tools.treesitter import syntax_problem
 
 
 class EditError(Exception):

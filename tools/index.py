@@ -23,8 +23,8 @@ from pathlib import Path
 
 import platformdirs
 
-from tools.files import list_files
-from tools.tags import Definition, extract, supported
+from treefix.tools.files import list_files
+from treefix.tools.tags import Definition, extract, supported
 
 CACHE_VERSION = 2
 MAX_FILE_BYTES = 1_000_000  # larger files are generated or vendored, not worth a parse

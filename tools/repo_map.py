@@ -15,11 +15,11 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tools.index import RefreshStats, RepoIndex
-from tools.pagerank import HubGraph, Ranking, pagerank
-from tools.tags import Definition
-from tools.tokens import count_tokens
-from tools.treesitter import language_name
+from treefix.tools.index import RefreshStats, RepoIndex
+from treefix.tools.pagerank import HubGraph, Ranking, pagerank
+from treefix.tools.tags import Definition
+from treefix.tools.tokens import count_tokens
+from treefix.tools.treesitter import language_name
 
 FILL = 0.95  # a rendering below this share of the budget is topped up with smaller items
 TOP_UP_TRIES = 40

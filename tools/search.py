@@ -10,9 +10,9 @@ import fnmatch
 import subprocess
 from pathlib import Path
 
-from tools.files import list_files
-from tools.index import RepoIndex
-from tools.tags import extract
+from treefix.tools.files import list_files
+from treefix.tools.index import RepoIndex
+from treefix.tools.tags import extract
 
 MAX_HITS = 40
 MAX_PER_FILE = 8

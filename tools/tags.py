@@ -15,8 +15,8 @@ from typing import NamedTuple
 
 from tree_sitter import Language, Node, Parser, Query, QueryCursor
 
-from tools.tag_queries import DEFINITIONS, REFERENCES
-from tools.treesitter import language_for, language_name
+from treefix.tools.tag_queries import DEFINITIONS, REFERENCES
+from treefix.tools.treesitter import language_for, language_name
 
 _CONTAINERS = {"class", "interface", "impl", "module", "enum"}
 _LEAD_IN = re.compile(rb"^[\w\s]*$")  # 'export ', 'pub ', 'public static ' before a definition

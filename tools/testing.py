@@ -10,7 +10,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tools.sandbox import RunResult, Sandbox, scratch_root
+from treefix.tools.sandbox import RunResult, Sandbox, scratch_root
 
 PASSED, FAILED, ERROR, SKIPPED = "passed", "failed", "error", "skipped"
 

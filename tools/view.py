@@ -5,10 +5,10 @@ from __future__ import annotations
 import difflib
 from pathlib import Path
 
-from tools.files import list_files
-from tools.paths import PathError, resolve_inside
-from tools.tags import extract, supported
-from tools.treesitter import language_name
+from treefix.tools.files import list_files
+from treefix.tools.paths import PathError, resolve_inside
+from treefix.tools.tags import extract, supported
+from treefix.tools.treesitter import language_name
 
 WINDOW = 100
 MAX_LINE = 400  # characters; minified or data lines are cut, not shown whole

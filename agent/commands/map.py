@@ -7,8 +7,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from tools.repo_map import RepoMap
-from tools.tokens import count_tokens, exact
+from treefix.tools.repo_map import RepoMap
+from treefix.tools.tokens import count_tokens, exact
 
 
 def map_command(repo: Path, tokens: int, focus: list[str], console: Console | None = None) -> int:

@@ -14,10 +14,10 @@ from typing import Any
 
 import anthropic
 
-from agent.models import textcalls
-from agent.models.base import Completion, Message, ToolCall, ToolSpec, Usage
-from agent.models.provider import ProviderModel, ToolsRefused, refuses_tools
-from agent.models.retry import Transient, error_message, status_error
+from treefix.agent.models import textcalls
+from treefix.agent.models.base import Completion, Message, ToolCall, ToolSpec, Usage
+from treefix.agent.models.provider import ProviderModel, ToolsRefused, refuses_tools
+from treefix.agent.models.retry import Transient, error_message, status_error
 
 MAX_BREAKPOINTS = 4  # the API's limit on cache_control blocks per request
 _FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "tool_use": "tool_calls"}

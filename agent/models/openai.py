@@ -15,12 +15,12 @@ from typing import Any
 
 import openai
 
-from agent.models import textcalls
-from agent.models.base import Completion, Message, ToolCall, ToolSpec, Usage
-from agent.models.provider import ProviderModel, ToolsRefused, refuses_tools
-from agent.models.retry import Transient, error_message, status_error
-from agent.models.tokens import count_messages
-from tools.tokens import count_tokens
+from treefix.agent.models import textcalls
+from treefix.agent.models.base import Completion, Message, ToolCall, ToolSpec, Usage
+from treefix.agent.models.provider import ProviderModel, ToolsRefused, refuses_tools
+from treefix.agent.models.retry import Transient, error_message, status_error
+from treefix.agent.models.tokens import count_messages
+from treefix.tools.tokens import count_tokens
 
 log = logging.getLogger(__name__)
 _REASONING = ("o1", "o3", "o4", "gpt-5", "gpt-6")  # official models that reject a temperature

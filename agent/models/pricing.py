@@ -18,8 +18,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from agent.models.base import ConfigError, Price, Usage
-from agent.settings import config_dir
+from treefix.agent.models.base import ConfigError, Price, Usage
+from treefix.agent.settings import config_dir
 
 _overrides: dict[str, Price] = {}
 _warned: set[str] = set()
@@ -90,7 +90,7 @@ def _read(text: str, where: str) -> dict[str, dict[str, Any]]:
 
 @cache
 def _table() -> dict[str, dict[str, Any]]:
-    shipped = resources.files("agent").joinpath("data/prices.json").read_text()
+    shipped = resources.files("treefix.agent").joinpath("data/prices.json").read_text()
     table = dict(_read(shipped, "agent/data/prices.json"))
     user = user_price_file()
     if user.is_file():

@@ -8,10 +8,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from agent.models.base import Completion, ConfigError, Message, ModelError, Price, ToolSpec, Usage
-from agent.models.pricing import price_for
-from agent.models.retry import Backoff, Failure, report, with_retries
-from agent.settings import api_key as required_key
+from treefix.agent.models.base import Completion, ConfigError, Message, ModelError, Price, ToolSpec, Usage
+from treefix.agent.models.pricing import price_for
+from treefix.agent.models.retry import Backoff, Failure, report, with_retries
+from treefix.agent.settings import api_key as required_key
 
 log = logging.getLogger(__name__)
 PASSTHROUGH = ("top_p", "stop", "seed", "reasoning_effort", "top_k")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from agent.models.base import ChatModel, ConfigError
+from treefix.agent.models.base import ChatModel, ConfigError
 
 SPEC_HELP = "use offline, replay:<cassette.jsonl>, openai/<model>, or anthropic/<model>"
 
@@ -20,21 +20,21 @@ def load_model(spec: str, base_url: str | None = None, record: Path | None = Non
     if is_offline(spec):
         return None
     if spec.startswith("replay:"):
-        from agent.models.replay import ReplayModel
+        from treefix.agent.models.replay import ReplayModel
 
         model = ReplayModel(Path(spec.removeprefix("replay:")).expanduser())
     elif spec.startswith("openai/") and len(spec) > 7:
-        from agent.models.openai import OpenAIModel
+        from treefix.agent.models.openai import OpenAIModel
 
         model = OpenAIModel(spec.removeprefix("openai/"), base_url=base_url, **kw)
     elif spec.startswith("anthropic/") and len(spec) > 10:
-        from agent.models.anthropic import AnthropicModel
+        from treefix.agent.models.anthropic import AnthropicModel
 
         model = AnthropicModel(spec.removeprefix("anthropic/"), base_url=base_url, **kw)
     else:
         raise ConfigError(f"unknown model {spec!r}: {SPEC_HELP}")
     if record is not None:
-        from agent.models.replay import RecordingModel
+        from treefix.agent.models.replay import RecordingModel
 
         model = RecordingModel(model, record)
     return model

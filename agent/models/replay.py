@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from agent.models.base import ChatModel, Completion, ConfigError, Message, ModelError, Price, ToolSpec
+from treefix.agent.models.base import ChatModel, Completion, ConfigError, Message, ModelError, Price, ToolSpec
 
 
 def request_hash(messages: list[Message], tools: list[ToolSpec] | None = None) -> str:

@@ -16,8 +16,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
-from agent.models.base import Completion, ConfigError, ModelError, Price, Usage
-from agent.settings import redact
+from treefix.agent.models.base import Completion, ConfigError, ModelError, Price, Usage
+from treefix.agent.settings import redact
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

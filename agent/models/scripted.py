@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from agent.models.base import Completion, Message, ModelError, Price, ToolSpec, Usage
+from treefix.agent.models.base import Completion, Message, ModelError, Price, ToolSpec, Usage
 
 Reply = str | Completion | Exception
 Responder = Callable[[str, list[Message]], Reply]

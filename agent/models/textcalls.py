@@ -12,8 +12,8 @@ import re
 from dataclasses import replace
 from typing import Any
 
-from agent.models.base import Message, ToolCall, ToolSpec
-from prompts import render
+from treefix.agent.models.base import Message, ToolCall, ToolSpec
+from treefix.prompts import render
 
 OPEN, CLOSE = "<tool_call>", "</tool_call>"
 _BLOCK = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|\Z)", re.S)

@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
-from agent.models.base import Message, ToolSpec
-from agent.models.pricing import bare_name, context_window
-from tools.tokens import count_tokens
+from treefix.agent.models.base import Message, ToolSpec
+from treefix.agent.models.pricing import bare_name, context_window
+from treefix.tools.tokens import count_tokens
 
 PER_MESSAGE = 4  # role and separators, as in OpenAI's chat format recipe
 PER_REPLY = 3  # the primed assistant turn

@@ -5,16 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from agent.tree import Node, NodeStatus
+from treefix.agent.tree import Node, NodeStatus
 
 if TYPE_CHECKING:
-    from agent.budget import Budget
-    from agent.calls import Caller
-    from agent.select import SearchParams
-    from agent.store import RunStore
-    from agent.task import Task
-    from tools.sandbox import Sandbox
-    from tools.workspace import Workspace
+    from treefix.agent.budget import Budget
+    from treefix.agent.calls import Caller
+    from treefix.agent.select import SearchParams
+    from treefix.agent.store import RunStore
+    from treefix.agent.task import Task
+    from treefix.tools.sandbox import Sandbox
+    from treefix.tools.workspace import Workspace
 
 
 @dataclass

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 
-from agent.models.base import Message
-from agent.policies.base import Candidate, SearchContext
-from agent.tool_loop import run_tool_loop
-from agent.tree import Node
-from prompts import render
+from treefix.agent.models.base import Message
+from treefix.agent.policies.base import Candidate, SearchContext
+from treefix.agent.tool_loop import run_tool_loop
+from treefix.agent.tree import Node
+from treefix.prompts import render
 
 PATH_RE = re.compile(r"[\w./-]+\.\w+")
 

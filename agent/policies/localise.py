@@ -18,9 +18,9 @@ from pathlib import Path
 
 import coverage
 
-from agent.policies.base import SearchContext
-from tools.sandbox import scratch_root
-from tools.testing import PASSED, run_tests
+from treefix.agent.policies.base import SearchContext
+from treefix.tools.sandbox import scratch_root
+from treefix.tools.testing import PASSED, run_tests
 
 PLUGIN_MODULE = "treefix_covplugin"
 TEST_PATH = re.compile(r"(^|/)(tests?|testing)/|(^|/)(test_[^/]*|[^/]*_test|conftest)\.py$")

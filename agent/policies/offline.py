@@ -21,11 +21,11 @@ import re
 import threading
 from dataclasses import asdict, dataclass
 
-from agent.policies.base import Candidate, NoCandidate, SearchContext
-from agent.policies.localise import Site, Spectrum, gather, ochiai
-from agent.policies.operators import Mutation, compiles, mutations, parse, statement_line
-from agent.tree import Judgement, Node, NodeKind
-from tools.testing import PASSED
+from treefix.agent.policies.base import Candidate, NoCandidate, SearchContext
+from treefix.agent.policies.localise import Site, Spectrum, gather, ochiai
+from treefix.agent.policies.operators import Mutation, compiles, mutations, parse, statement_line
+from treefix.agent.tree import Judgement, Node, NodeKind
+from treefix.tools.testing import PASSED
 
 SPECTRUM_KEY = "offline/spectrum"
 BASELINE_KEY = "offline/baseline"  # pass fraction of the task's tests at base

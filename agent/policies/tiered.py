@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import threading
 
-from agent.critic import Critic
-from agent.policies.base import Candidate, NoCandidate, Policy, SearchContext
-from agent.policies.offline import OfflinePolicy, Proposal
-from agent.tree import Judgement, Node, NodeKind
+from treefix.agent.critic import Critic
+from treefix.agent.policies.base import Candidate, NoCandidate, Policy, SearchContext
+from treefix.agent.policies.offline import OfflinePolicy, Proposal
+from treefix.agent.tree import Judgement, Node, NodeKind
 
 DEFAULT_SHARE = 0.3
 

@@ -18,10 +18,10 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from evals.dataset import Instance, Source
-from evals.environment import _copy_tree, git, pristine_source
-from evals.harness import PASSED, evaluate_one
-from evals.suites.build.tasks import EXTRA_TEST_DEPS, PACKAGES, SMOKE, TASKS
+from treefix.evals.dataset import Instance, Source
+from treefix.evals.environment import _copy_tree, git, pristine_source
+from treefix.evals.harness import PASSED, evaluate_one
+from treefix.evals.suites.build.tasks import EXTRA_TEST_DEPS, PACKAGES, SMOKE, TASKS
 
 SUITES = Path(__file__).resolve().parents[1]
 PYTEST = "python -m pytest -rA -p no:cacheprovider -o addopts=''"

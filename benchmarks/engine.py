@@ -1,6 +1,6 @@
 """Engine overhead per node, and bytes written to the run store per iteration, up to 500 nodes.
 
-    python -m evals.bench.engine [--nodes 500] [--workers 1]
+    python -m benchmarks.engine [--nodes 500] [--workers 1]
 
 Runs the real graph (LangGraph with its SQLite checkpointer), the real store and selection on a
 real git repository, with a policy and critic that cost nothing. The time spent applying patches
@@ -19,17 +19,17 @@ import tempfile
 import time
 from pathlib import Path
 
-import agent.expand
-import agent.graph
-from agent.budget import Budget, Limits
-from agent.critic import ValueWeights
-from agent.policies.base import Candidate, SearchContext
-from agent.run import RunConfig
-from agent.store import RunStore
-from agent.task import Task
-from agent.tree import Judgement, Node, NodeKind, NodeStatus
-from tools.sandbox import default_sandbox
-from tools.workspace import Workspace
+import treefix.agent.expand
+import treefix.agent.graph
+from treefix.agent.budget import Budget, Limits
+from treefix.agent.critic import ValueWeights
+from treefix.agent.policies.base import Candidate, SearchContext
+from treefix.agent.run import RunConfig
+from treefix.agent.store import RunStore
+from treefix.agent.task import Task
+from treefix.agent.tree import Judgement, Node, NodeKind, NodeStatus
+from treefix.tools.sandbox import default_sandbox
+from treefix.tools.workspace import Workspace
 
 
 class FreePolicy:
@@ -91,8 +91,8 @@ def main() -> None:
 
         return wrapper
 
-    agent.expand.apply_candidate = timed(agent.expand.apply_candidate)
-    agent.graph.evaluate = timed(agent.graph.evaluate)
+    treefix.agent.expand.apply_candidate = timed(treefix.agent.expand.apply_candidate)
+    treefix.agent.graph.evaluate = timed(treefix.agent.graph.evaluate)
 
     config = RunConfig(limits=Limits(cost_limit=0, max_nodes=args.nodes, max_depth=12), max_children=4)
     store = RunStore(tmp / "run" / "run.sqlite")
@@ -101,7 +101,7 @@ def main() -> None:
     budget = Budget(config.limits)
     ctx = SearchContext(task, store, workspace, budget, default_sandbox(), config.params())
     store.add(Node(NodeKind.ROOT, None, 0, status=NodeStatus.DONE))
-    engine = agent.graph.SearchEngine(ctx, FreePolicy(), RandomCritic(), ValueWeights(), args.workers, stop_on_verified=False)
+    engine = treefix.agent.graph.SearchEngine(ctx, FreePolicy(), RandomCritic(), ValueWeights(), args.workers, stop_on_verified=False)
 
     per_iter: list[tuple[int, float, float, int]] = []  # nodes so far, wall, excluded, bytes
     mark = {"t": 0.0, "x": 0.0, "b": 0}

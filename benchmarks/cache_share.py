@@ -1,6 +1,6 @@
 """How much of a search's prompt text sits in a shared, cacheable prefix, as a provider sees it.
 
-    python -m evals.bench.cache_share [--nodes 20] [--files 150] [--api openai|anthropic|both]
+    python -m benchmarks.cache_share [--nodes 20] [--files 150] [--api openai|anthropic|both]
                                       [--critic-prefix] [--json]
 
 Runs a real `run_fix` search (MCTS, LangGraph, real test runs) on `examples/textstats` against the
@@ -34,16 +34,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import agent.run
-from agent.budget import Limits
-from agent.critic import LLMCritic, _plan_of, parse_judgement
-from agent.models.base import Message, Price
-from agent.models.pricing import set_price
-from agent.run import RunConfig, run_fix
-from agent.store import RunStore
-from agent.task import Task
-from agent.tree import Judgement, Node, NodeKind
-from prompts import render
+import treefix.agent.run
+from treefix.agent.budget import Limits
+from treefix.agent.critic import LLMCritic, _plan_of, parse_judgement
+from treefix.agent.models.base import Message, Price
+from treefix.agent.models.pricing import set_price
+from treefix.agent.run import RunConfig, run_fix
+from treefix.agent.store import RunStore
+from treefix.agent.task import Task
+from treefix.agent.tree import Judgement, Node, NodeKind
+from treefix.prompts import render
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))  # the fake server lives with the tests
@@ -201,7 +201,7 @@ def main() -> None:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     if args.critic_prefix:
-        agent.run.LLMCritic = PrefixCritic  # type: ignore[misc]
+        treefix.agent.run.LLMCritic = PrefixCritic  # type: ignore[misc]
     results = [
         run(api, args.nodes, args.files)
         for api in (["openai", "anthropic"] if args.api == "both" else [args.api])

@@ -1,6 +1,6 @@
 """Localisation benchmark: does the map (and search) put the file the gold patch changes near the top?
 
-    python -m evals.bench.localisation [--dataset evals/suites/all.jsonl] [--cache-dir DIR]
+    python -m benchmarks.localisation [--dataset evals/suites/all.jsonl] [--cache-dir DIR]
 
 For each task the buggy base is built as the evaluation harness builds it, and files are ranked from
 the problem statement alone (the gold patch is only read to score the ranking):
@@ -25,10 +25,10 @@ import platformdirs
 from rich.console import Console
 from rich.table import Table
 
-from evals.dataset import Instance, load_dataset
-from evals.environment import prepare_base
-from tools.repo_map import RepoMap
-from tools.search import SearchError, grep
+from treefix.evals.dataset import Instance, load_dataset
+from treefix.evals.environment import prepare_base
+from treefix.tools.repo_map import RepoMap
+from treefix.tools.search import SearchError, grep
 
 KS = (1, 3, 5)
 DEFAULT_DATASET = Path(__file__).resolve().parents[1] / "suites" / "all.jsonl"

@@ -1,6 +1,6 @@
 """Repository-map benchmark on the Django source (about 2,800 Python files), beside Aider's RepoMap.
 
-    python -m evals.bench.repo_map [--aider-python PATH] [--workdir DIR]
+    python -m benchmarks.repo_map [--aider-python PATH] [--workdir DIR]
 
 Prints, for treefix and for Aider on the same files: the cold build (empty cache, first 1k map), a warm
 map per budget (a new map object on a warm disk cache), the map after touching one file, and the
@@ -30,8 +30,8 @@ import platformdirs
 from rich.console import Console
 from rich.table import Table
 
-from tools.repo_map import RepoMap
-from tools.tokens import count_tokens
+from treefix.tools.repo_map import RepoMap
+from treefix.tools.tokens import count_tokens
 
 DJANGO = "5.1.4"
 BUDGETS = [1024, 2048, 4096, 8192]

@@ -1,4 +1,4 @@
-"""Aider's RepoMap timed on a file list; run by evals/bench/repo_map.py with the Python of a separate venv.
+"""Aider's RepoMap timed on a file list; run by benchmarks/repo_map.py with the Python of a separate venv.
 
 This script imports only the standard library, aider and tiktoken (never this project), because aider is
 not a dependency of treefix. Aider fits its map with the same offline cl100k tokenizer treefix uses.

@@ -1,6 +1,6 @@
 """Offline policy × search strategy on a suite, in the visible-tests setting, graded on hidden tests.
 
-    python -m evals.bench.offline_search [--dataset evals/suites/all.jsonl] [--max-nodes 30]
+    python -m benchmarks.offline_search [--dataset evals/suites/all.jsonl] [--max-nodes 30]
         [--search mcts,best-of-n,linear,greedy] [-i ID ...] [-w 2] [-o DIR] [--redo]
 
 For each instance: build the base, commit its test_patch (as `treefix swebench run --visible-tests`
@@ -24,13 +24,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from agent.budget import Limits
-from agent.run import RunConfig, run_fix
-from agent.task import Task
-from evals.dataset import Instance, load_dataset
-from evals.environment import ensure_venv
-from evals.harness import DEFAULT_TEST_CMD, evaluate_one, patch_paths
-from evals.worker import VisibleTests, agent_repo, drop_files
+from treefix.agent.budget import Limits
+from treefix.agent.run import RunConfig, run_fix
+from treefix.agent.task import Task
+from treefix.evals.dataset import Instance, load_dataset
+from treefix.evals.environment import ensure_venv
+from treefix.evals.harness import DEFAULT_TEST_CMD, evaluate_one, patch_paths
+from treefix.evals.worker import VisibleTests, agent_repo, drop_files
 
 STRATEGIES = ("mcts", "best-of-n", "linear", "greedy")
 SUITE = Path(__file__).resolve().parents[1] / "suites" / "all.jsonl"
