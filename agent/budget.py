@@ -14,7 +14,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
-from treefix.agent.models.base import Completion, ConfigError, Price, Usage
+from treefix.agent.errors import ConfigError
+from treefix.agent.models.base import Completion, Price, Usage
 
 
 class BudgetExceeded(Exception):

@@ -33,29 +33,6 @@ def fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-def _typed_by_user(ctx: typer.Context, name: str) -> bool:
-    """Did the user give this flag? Then it beats -c and the config file; a default does not.
-    By name: typer may ship its own copy of click, whose ParameterSource is another enum."""
-    source = ctx.get_parameter_source(name)
-    return source is not None and source.name != "DEFAULT"
-
-
-# flag name -> config key, for the flags that feed the RunConfig
-FLAG_KEYS = {
-    "model": "model",
-    "base_url": "base_url",
-    "search": "search",
-    "cost_limit": "limits.cost_limit",
-    "max_turns": "limits.max_turns",
-    "max_tokens": "limits.max_tokens",
-    "max_nodes": "limits.max_nodes",
-    "max_depth": "limits.max_depth",
-    "time_limit": "limits.time_limit",
-    "workers": "workers",
-    "tier": "tier",
-}
-
-
 @app.command()
 def fix(
     ctx: typer.Context,
@@ -88,10 +65,10 @@ def fix(
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
 ) -> None:
     """Search for a fix of ISSUE in REPO."""
-    from treefix.agent.config import build_config
-    from treefix.agent.run import check_tier, run_fix
-    from treefix.agent.select import STRATEGIES
+    from treefix.agent.config import build_config, typed_flags
+    from treefix.agent.run import run_fix
     from treefix.agent.task import Task
+    from treefix.tools.workspace import Workspace
 
     if (issue is None) == (issue_file is None):
         fail("give the issue text with exactly one of --issue TEXT or --issue-file PATH")
@@ -106,7 +83,7 @@ def fix(
         fail("the issue text is empty")
     if not repo.is_dir():
         fail(f"not a directory: {repo}")
-    typed = {key: ctx.params[name] for name, key in FLAG_KEYS.items() if _typed_by_user(ctx, name)}
+    typed = typed_flags(ctx)
     if record:
         typed["record"] = str(record)
     if price:
@@ -115,31 +92,29 @@ def fix(
         _guarded(lambda: parse_price(price))  # a malformed price is bad input before anything runs
         typed["price"] = price
     run_config = _guarded(lambda: build_config(config or [], typed))
-    _guarded(lambda: check_tier(run_config.model, run_config.tier))
     _guarded(run_config.validate)
-    if run_config.search not in STRATEGIES:
-        fail(f"unknown search {run_config.search!r}: use one of {', '.join(STRATEGIES)}")
     if record:
         _check_record(record, run_config.model)
     task = Task(repo=repo.resolve(), problem_statement=issue or "", base=base, test_cmd=test_cmd, test_timeout=test_timeout)
-    if apply:
-        _refuse_dirty(task.repo)
-    outcome = _guarded(lambda: run_fix(task, run_config, output.resolve() if output else None, on_event=_progress()))
-    _report(outcome, as_json)
-    _explain_empty(outcome)
-    if apply and outcome.patch and outcome.exit_code != 0 and test_cmd:
-        console.print(
-            f"[yellow]not applied[/]: the best patch does not pass the tests; it is in {outcome.run_dir / 'patch.diff'}"
+    workspace = _guarded(lambda: Workspace(task.repo, task.base))
+    try:
+        if apply and workspace.is_dirty():
+            fail("working tree has uncommitted changes; commit or stash them before --apply")
+        outcome = _guarded(
+            lambda: run_fix(task, run_config, output.resolve() if output else None, _progress(), workspace=workspace)
         )
-    elif apply and outcome.patch:
-        from treefix.tools.workspace import Workspace
-
-        ws = Workspace(task.repo)
-        try:
-            sha = _guarded(lambda: ws.apply_to_checkout(outcome.patch, _commit_message(issue or "", outcome)))
-        finally:
-            ws.close()
-        console.print(f"[green]applied[/] the patch and committed it as {sha[:10]}")
+        _report(outcome, as_json)
+        if outcome.reason:
+            console.print(f"[yellow]no candidate[/]: {escape(outcome.reason)}")
+        if apply and outcome.patch and outcome.exit_code != 0 and test_cmd:
+            console.print(
+                f"[yellow]not applied[/]: the best patch does not pass the tests; it is in {outcome.run_dir / 'patch.diff'}"
+            )
+        elif apply and outcome.patch:
+            sha = _guarded(lambda: workspace.apply_to_checkout(outcome.patch, _commit_message(issue or "", outcome)))
+            console.print(f"[green]applied[/] the patch and committed it as {sha[:10]}")
+    finally:
+        workspace.close()
     raise typer.Exit(outcome.exit_code)
 
 
@@ -180,13 +155,19 @@ def runs(repo: Annotated[Path, typer.Argument()] = Path(".")) -> None:
 
 @app.command()
 def demo(
+    ctx: typer.Context,
     directory: Annotated[Path | None, typer.Option("--dir", help="where to put the example repository")] = None,
-    model: Model = "offline",
+    model: Annotated[str, typer.Option("-m", "--model", help="offline | replay (the recorded cassette) | any -m of fix")] = "offline",
+    config: Annotated[
+        list[str] | None, typer.Option("-c", "--config", help="YAML/JSON file or key=value (repeatable)")
+    ] = None,
 ) -> None:
     """Copy the bundled example repository to a fresh git repo and fix its issue."""
+    from treefix.agent.config import build_config, typed_flags
     from treefix.agent.demo import run_demo
 
-    raise typer.Exit(_guarded(lambda: run_demo(directory, model, _progress(), out)))
+    run_config = _guarded(lambda: build_config(config or [], typed_flags(ctx, {"model": "model"})))
+    raise typer.Exit(_guarded(lambda: run_demo(directory, run_config, _progress(), out)))
 
 
 @app.command(name="map")
@@ -203,7 +184,7 @@ def map_(
 
 def _guarded(fn):  # type: ignore[no-untyped-def]
     """Run fn; user-caused errors become one message and exit code 2, never a traceback."""
-    from treefix.agent.models.base import ConfigError
+    from treefix.agent.errors import ConfigError
     from treefix.tools.workspace import WorkspaceError
 
     try:
@@ -213,17 +194,6 @@ def _guarded(fn):  # type: ignore[no-untyped-def]
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]: the run store keeps every node; `treefix resume RUN` continues")
         raise typer.Exit(130) from None
-
-
-def _refuse_dirty(repo: Path) -> None:
-    from treefix.tools.workspace import Workspace
-
-    ws = _guarded(lambda: Workspace(repo))
-    try:
-        if ws.is_dirty():
-            fail("working tree has uncommitted changes; commit or stash them before --apply")
-    finally:
-        ws.close()
 
 
 def _commit_message(issue: str, outcome) -> str:  # type: ignore[no-untyped-def]
@@ -256,29 +226,6 @@ def _check_record(record: Path, model: str) -> None:
         fail(f"{record} already exists: record to a new file")
     if not record.parent.is_dir():
         fail(f"cannot record to {record}: {record.parent} is not a folder")
-
-
-def _explain_empty(outcome) -> None:  # type: ignore[no-untyped-def]
-    """Say why a run made no candidate at all, when its store knows (the offline policy's localisation)."""
-    if outcome.best_node is not None:
-        return
-    from treefix.agent.store import RunStore
-
-    store = RunStore(outcome.run_dir / "run.sqlite")
-    try:
-        found = store.events("localise")
-    finally:
-        store.close()
-    if not found:
-        return
-    e = found[-1]
-    if e.get("error"):
-        console.print(f"[yellow]no candidate[/]: the test command gave no usable test results: {e['error']}")
-    elif not e.get("failing"):
-        console.print(
-            f"[yellow]no candidate[/]: no test failed at the base ({e.get('tests', 0)} ran); "
-            "the offline policy needs a test that fails because of the issue"
-        )
 
 
 def _report(outcome, as_json: bool) -> None:  # type: ignore[no-untyped-def]

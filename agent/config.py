@@ -1,24 +1,143 @@
 """Build a RunConfig from defaults, the user config file, `-c` sources and command-line flags.
 
-Precedence, lowest first: RunConfig defaults, `config.toml` in the user config folder, each
-`-c` source in order (a YAML/JSON file or a `dotted.key=value`), then flags typed on the command
-line. Unknown keys are an error that names the known ones.
+Precedence, lowest first: RunConfig defaults (for a few search settings, the chosen policy's own),
+`config.toml` in the user config folder, each `-c` source in order (a YAML/JSON file or a
+`dotted.key=value`), then flags typed on the command line. Unknown keys are an error that names the known ones.
 """
 
 from __future__ import annotations
 
+import math
 import os
-from dataclasses import fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from treefix.agent.budget import Limits
-from treefix.agent.models.base import ConfigError
-from treefix.agent.run import RunConfig
+from treefix.agent.errors import ConfigError
+from treefix.agent.policies.base import ValueWeights
+from treefix.agent.select import STRATEGIES, SearchParams
+
+GENERAL_DEFAULTS: dict[str, Any] = {"max_children": 5, "exec_weight": 0.7, "critic_weight": 0.3}
+# Offline candidates are cheap and judged by execution alone: the fix is usually among a top-ranked
+# line's many operators, so a node may have many children, and the value is the execution measure.
+POLICY_DEFAULTS: dict[str, dict[str, Any]] = {
+    "offline": {"max_children": 16, "exec_weight": 0.0, "critic_weight": 1.0},
+}
+
+
+@dataclass
+class RunConfig:
+    model: str = "offline"
+    base_url: str | None = None
+    search: str = "mcts"
+    limits: Limits = field(default_factory=Limits)
+    workers: int = 1
+    exploration: float = 1.0
+    widen_k: float = 1.0
+    widen_alpha: float = 0.5
+    # None = the policy's default (POLICY_DEFAULTS), else the general one: an explicit 5 stays 5
+    max_children: int | None = None
+    exec_weight: float | None = None
+    critic_weight: float | None = None
+    stop_on_verified: bool = True
+    record: str | None = None  # cassette path to record the model's completions to
+    price: str | None = None  # "IN,OUT[,CACHED[,CACHE_WRITE]]" USD per 1M tokens, for unpriced models
+    label: str = ""  # extra words for model_name_or_path in batch outputs (e.g. visible tests)
+    map_tokens: int = 2048  # size of the repository map in the shared prompt prefix
+    tier: str = ""  # "offline": try no-model candidates first, within a share of the budget
+    context_window: int = 0  # tokens the model accepts; 0: the price table's figure, else 32k
+
+    def resolved(self) -> RunConfig:
+        """This config with every unset setting taken from the policy's defaults, then the general ones."""
+        data = self.to_dict()
+        for key, value in {**GENERAL_DEFAULTS, **POLICY_DEFAULTS.get(self.model, {})}.items():
+            if data[key] is None:
+                data[key] = value
+        return RunConfig.from_dict(data)
+
+    def validate(self) -> None:
+        """Every rule a run's settings must meet, whatever their source. ConfigError."""
+        if self.search not in STRATEGIES:
+            raise ConfigError(f"unknown search {self.search!r}; choose one of {', '.join(STRATEGIES)}")
+        if self.tier not in ("", "offline"):
+            raise ConfigError(f"unknown tier {self.tier!r}: the only tier is offline")
+        if self.tier and self.model == "offline":
+            raise ConfigError("--tier offline is for model runs: -m offline is the offline policy already")
+        self = self.resolved()
+        at_least = {
+            "limits.cost_limit": 0, "limits.max_turns": 0, "limits.max_tokens": 0, "limits.time_limit": 0,
+            "limits.max_nodes": 0, "limits.max_depth": 1, "limits.turns_per_node": 1,
+            "limits.max_output_tokens": 1, "limits.reserve_cost": 0, "workers": 1, "exploration": 0,
+            "widen_k": 0, "widen_alpha": 0, "max_children": 1, "exec_weight": 0, "critic_weight": 0,
+            "map_tokens": 0, "context_window": 0,
+        }  # fmt: skip
+        for key, low in at_least.items():
+            head, _, rest = key.partition(".")
+            value = getattr(self.limits, rest) if rest else getattr(self, head)
+            if not isinstance(value, int | float) or math.isnan(value) or value < low:
+                raise ConfigError(f"{key} must be at least {low}, got {value}")
+        if math.isinf(self.limits.cost_limit) or math.isinf(self.limits.time_limit):
+            raise ConfigError("a limit of infinity: use 0 for no limit")
+        if self.exec_weight + self.critic_weight <= 0:
+            raise ConfigError("exec_weight and critic_weight cannot both be 0")
+
+    def params(self) -> SearchParams:
+        self = self.resolved()
+        return SearchParams(
+            strategy=self.search,
+            exploration=self.exploration,
+            widen_k=self.widen_k,
+            widen_alpha=self.widen_alpha,
+            max_children=self.max_children,
+            max_depth=self.limits.max_depth,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunConfig:
+        d = dict(d)
+        d["limits"] = Limits(**d.get("limits", {}))
+        return cls(**d)
+
+
+    def weights(self) -> ValueWeights:
+        self = self.resolved()
+        return ValueWeights(self.exec_weight, self.critic_weight)
+
 
 LIMIT_KEYS = {f.name for f in fields(Limits)}
+
+# command-line option name -> config key, for the flags every searching command shares
+FLAG_KEYS = {
+    "model": "model",
+    "base_url": "base_url",
+    "search": "search",
+    "cost_limit": "limits.cost_limit",
+    "max_turns": "limits.max_turns",
+    "max_tokens": "limits.max_tokens",
+    "max_nodes": "limits.max_nodes",
+    "max_depth": "limits.max_depth",
+    "time_limit": "limits.time_limit",
+    "workers": "workers",
+    "tier": "tier",
+}
+
+
+def typed_flags(ctx: Any, names: dict[str, str] = FLAG_KEYS) -> dict[str, Any]:
+    """The flags the user typed (a typer/click context), as config keys. A flag's default is not
+    typed, so -c and the config file win over it. Compared by name: typer may ship its own copy of
+    click, whose ParameterSource is another enum."""
+    typed: dict[str, Any] = {}
+    for name, key in names.items():
+        source = ctx.get_parameter_source(name) if name in ctx.params else None
+        if source is not None and source.name != "DEFAULT":
+            typed[key] = ctx.params[name]
+    return typed
 TOP_KEYS = {f.name for f in fields(RunConfig)} - {"limits"}
 
 
@@ -41,7 +160,7 @@ def _set(data: dict[str, Any], key: str, value: Any) -> None:
         name = rest or head  # limits may be given without their prefix
         data["limits"][name] = _typed(getattr(Limits(), name), key, value)
     elif head in TOP_KEYS and not rest:
-        data[head] = _typed(getattr(RunConfig(), head), key, value)
+        data[head] = _typed(GENERAL_DEFAULTS.get(head, getattr(RunConfig(), head)), key, value)
     else:
         known = sorted(TOP_KEYS | {f"limits.{k}" for k in LIMIT_KEYS})
         raise ConfigError(f"unknown config key {key!r}; known keys: {', '.join(known)}")

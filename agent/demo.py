@@ -5,13 +5,15 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 from rich.console import Console
 
-from treefix.agent.models.base import ConfigError
+from treefix.agent.config import RunConfig
+from treefix.agent.errors import ConfigError
 from treefix.agent.models.registry import load_model
-from treefix.agent.run import RunConfig, run_fix
+from treefix.agent.run import run_fix
 from treefix.agent.task import Task
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -41,8 +43,11 @@ def demo_model(model: str) -> str:
     return f"replay:{EXAMPLES / 'cassettes' / (EXAMPLE + '.jsonl')}" if model == "replay" else model
 
 
-def run_demo(directory: Path | None, model: str, on_event, out: Console) -> int:  # type: ignore[no-untyped-def]
-    load_model(demo_model(model))  # an unknown model or a missing key fails before anything is copied
+def run_demo(directory: Path | None, config: RunConfig, on_event, out: Console) -> int:  # type: ignore[no-untyped-def]
+    """`config` comes from the one builder every command uses (config file, -c, flags)."""
+    config = replace(config, model=demo_model(config.model))
+    config.validate()
+    load_model(config.model, base_url=config.base_url)  # an unknown model or a missing key fails before anything is copied
     directory = (directory or Path(tempfile.mkdtemp(prefix="treefix-demo-"))).resolve()
     try:
         repo = make_example_repo(directory)
@@ -50,7 +55,6 @@ def run_demo(directory: Path | None, model: str, on_event, out: Console) -> int:
         raise ConfigError(f"cannot make the example repository in {directory}: {e.strerror or e}") from None
     issue = (repo / "ISSUE.md").read_text()
     out.print(f"[bold]example repository:[/] {repo}\n[bold]issue:[/] {issue.splitlines()[0]}")
-    config = RunConfig(model=demo_model(model))
     outcome = run_fix(Task(repo=repo, problem_statement=issue, test_cmd=TEST_CMD, test_timeout=120), config, on_event=on_event)
     from treefix.agent.inspect import load_tree, print_outcome, render_tree
 

@@ -7,8 +7,7 @@ from pathlib import Path
 from treefix.agent.budget import BudgetExceeded
 from treefix.agent.models.base import ModelError
 from treefix.agent.policies.base import Candidate, NoCandidate, Policy, SearchContext
-from treefix.agent.select import CHILD_KIND
-from treefix.agent.tree import ExecResult, Node, NodeKind, NodeStatus
+from treefix.agent.tree import CHILD_KIND, ExecResult, Node, NodeKind, NodeStatus
 from treefix.tools.edit import EditError, apply_blocks, parse_blocks
 
 

@@ -15,11 +15,10 @@ from typing import Any, TypedDict, TypeVar
 from langgraph.graph import END, START, StateGraph
 
 from treefix.agent.budget import BudgetExceeded
-from treefix.agent.critic import Critic, ValueWeights
 from treefix.agent.evaluate import evaluate
 from treefix.agent.expand import expand
 from treefix.agent.models.base import ModelError
-from treefix.agent.policies.base import NoCandidate, Policy, SearchContext
+from treefix.agent.policies.base import Critic, NoCandidate, Policy, SearchContext, ValueWeights
 from treefix.agent.select import Selector
 from treefix.agent.tree import Judgement, NodeStatus
 

@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
 
-from treefix.agent.models.base import ConfigError
+from treefix.agent.errors import ConfigError
 from treefix.agent.outputs import tree_dict
 from treefix.agent.store import RunStore
 from treefix.agent.tree import Node

@@ -9,15 +9,15 @@ from typing import TYPE_CHECKING, Any
 
 from treefix.agent.budget import Budget, BudgetExceeded
 from treefix.agent.models.base import Message, ModelError
-from treefix.agent.policies.llm import shared_prefix
+from treefix.agent.prefix import shared_prefix
 from treefix.agent.store import RunStore
 from treefix.agent.task import Task
 from treefix.agent.tree import Node, NodeKind
 from treefix.prompts import render
 
 if TYPE_CHECKING:
+    from treefix.agent.config import RunConfig
     from treefix.agent.policies.base import SearchContext
-    from treefix.agent.run import RunConfig
 
 TREE_FORMAT = "treefix.tree/1"
 SUMMARY_FORMAT = "treefix.summary/1"

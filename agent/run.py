@@ -7,19 +7,19 @@ import secrets
 import sqlite3
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from treefix.agent.budget import Budget, Ledger, Limits, Spent
+from treefix.agent.budget import Budget, Ledger, Spent
 from treefix.agent.calls import Caller, CallListener
-from treefix.agent.critic import Critic, LLMCritic, ValueWeights
+from treefix.agent.config import RunConfig
+from treefix.agent.errors import ConfigError
 from treefix.agent.graph import SearchEngine
-from treefix.agent.models.base import Completion, ConfigError, Usage
+from treefix.agent.models.base import ChatModel, Completion, Usage
 from treefix.agent.models.registry import load_model
 from treefix.agent.outputs import choose_best, write_outputs
-from treefix.agent.policies.base import Policy, SearchContext
-from treefix.agent.select import SearchParams
+from treefix.agent.policies.base import Critic, Policy, SearchContext
 from treefix.agent.store import RunStore
 from treefix.agent.task import Task
 from treefix.agent.tree import Node, NodeKind, NodeStatus
@@ -27,66 +27,6 @@ from treefix.tools.sandbox import default_sandbox
 from treefix.tools.workspace import Workspace, WorkspaceError
 
 EXIT_VERIFIED, EXIT_UNVERIFIED, EXIT_BAD_INPUT, EXIT_BUDGET = 0, 1, 2, 3
-
-
-@dataclass
-class RunConfig:
-    model: str = "offline"
-    base_url: str | None = None
-    search: str = "mcts"
-    limits: Limits = field(default_factory=Limits)
-    workers: int = 1
-    exploration: float = 1.0
-    widen_k: float = 1.0
-    widen_alpha: float = 0.5
-    max_children: int = 5
-    exec_weight: float = 0.7
-    critic_weight: float = 0.3
-    stop_on_verified: bool = True
-    record: str | None = None  # cassette path to record the model's completions to
-    price: str | None = None  # "IN,OUT[,CACHED[,CACHE_WRITE]]" USD per 1M tokens, for unpriced models
-    label: str = ""  # extra words for model_name_or_path in batch outputs (e.g. visible tests)
-    map_tokens: int = 2048  # size of the repository map in the shared prompt prefix
-    tier: str = ""  # "offline": try no-model candidates first, within a share of the budget
-    context_window: int = 0  # tokens the model accepts; 0: the price table's figure, else 32k
-
-    def validate(self) -> None:
-        """Numbers a run cannot mean: negative or NaN limits, no room for a node. ConfigError."""
-        at_least = {
-            "limits.cost_limit": 0, "limits.max_turns": 0, "limits.max_tokens": 0, "limits.time_limit": 0,
-            "limits.max_nodes": 0, "limits.max_depth": 1, "limits.turns_per_node": 1,
-            "limits.max_output_tokens": 1, "limits.reserve_cost": 0, "workers": 1, "exploration": 0,
-            "widen_k": 0, "widen_alpha": 0, "max_children": 1, "exec_weight": 0, "critic_weight": 0,
-            "map_tokens": 0, "context_window": 0,
-        }  # fmt: skip
-        for key, low in at_least.items():
-            head, _, rest = key.partition(".")
-            value = getattr(self.limits, rest) if rest else getattr(self, head)
-            if math.isnan(value) or value < low:
-                raise ConfigError(f"{key} must be at least {low}, got {value}")
-        if math.isinf(self.limits.cost_limit) or math.isinf(self.limits.time_limit):
-            raise ConfigError("a limit of infinity: use 0 for no limit")
-        if self.exec_weight + self.critic_weight <= 0:
-            raise ConfigError("exec_weight and critic_weight cannot both be 0")
-
-    def params(self) -> SearchParams:
-        return SearchParams(
-            strategy=self.search,
-            exploration=self.exploration,
-            widen_k=self.widen_k,
-            widen_alpha=self.widen_alpha,
-            max_children=self.max_children,
-            max_depth=self.limits.max_depth,
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> RunConfig:
-        d = dict(d)
-        d["limits"] = Limits(**d.get("limits", {}))
-        return cls(**d)
 
 
 @dataclass
@@ -98,6 +38,7 @@ class RunOutcome:
     best_node: str | None
     patch: str
     summary: dict[str, Any]
+    reason: str = ""  # why the run made no candidate, when it made none and knows why
 
 
 EventSink = Callable[[str, dict[str, Any]], None]
@@ -107,31 +48,55 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
 
 
+@dataclass
+class Agents:
+    """What a run searches with. Built from the config by default (`build_agents`); tests,
+    benchmarks and the chat hand in their own model, or a whole policy and critic."""
+
+    policy: Policy
+    critic: Critic
+    caller: Caller | None = None  # None: no model calls (the offline policy)
+
+
+AgentsFactory = Callable[[RunConfig, Budget, RunStore, "EventSink"], Agents]
+
+
 def run_fix(
     task: Task,
     config: RunConfig,
     run_dir: Path | None = None,
     on_event: EventSink | None = None,
     ledger: Ledger | None = None,
+    model: ChatModel | None = None,
+    agents: AgentsFactory | None = None,
+    workspace: Workspace | None = None,
 ) -> RunOutcome:
-    """Search for a fix of `task`. Raises ConfigError / WorkspaceError for bad input, before any spend."""
+    """Search for a fix of `task`. Raises ConfigError / WorkspaceError for bad input, before any spend.
+    `model` replaces the one `config.model` names; `agents` replaces the policy and critic too.
+    `workspace`: one the caller opened on the task's repository and base, and closes itself."""
+    config = config.resolved()
     config.validate()
-    check_tier(config.model, config.tier)
     if task.test_timeout <= 0 or math.isnan(task.test_timeout):
         raise ConfigError(f"the test timeout must be a positive number of seconds, got {task.test_timeout}")
-    workspace = Workspace(task.repo, task.base)
-    if config.model == "offline" and not task.test_cmd:
+    if config.model == "offline" and model is None and agents is None and not task.test_cmd:
         raise ConfigError("the offline policy needs --test-cmd: a command whose tests fail because of the issue")
-    config = with_policy_defaults(config)
-    run_id = new_run_id()
-    run_dir = run_dir or workspace.root / ".treefix" / "runs" / run_id
-    _check_run_dir(run_dir)
+    owned = workspace is None
+    workspace = workspace or Workspace(task.repo, task.base)
+    try:
+        run_id = new_run_id()
+        run_dir = run_dir or workspace.root / ".treefix" / "runs" / run_id
+        _check_run_dir(run_dir)
+    except ConfigError:
+        if owned:
+            workspace.close()
+        raise
     store = RunStore(run_dir / "run.sqlite")
     task = Task(**{**task.to_dict(), "repo": workspace.root, "base": workspace.base_sha})
     store.set_meta("run_id", run_id)
     store.set_meta("task", task.to_dict())
     store.set_meta("config", config.to_dict())
-    return _search(store, run_dir, task, config, workspace, on_event, ledger, resume=False)
+    run = Run(store, run_dir, task, config, workspace, owns_workspace=owned)
+    return _run(run, on_event, ledger, agents or model_agents(model))
 
 
 def _check_run_dir(run_dir: Path) -> None:
@@ -154,24 +119,17 @@ def resume_run(
     ledger: Ledger | None = None,
     moved: Task | None = None,
     config: RunConfig | None = None,
+    model: ChatModel | None = None,
+    agents: AgentsFactory | None = None,
 ) -> RunOutcome:
     """Continue a stopped or killed run. `moved`: the same task in a rebuilt repository (a batch
     instance whose temporary checkout is gone); it must have the run's task, base commit and, when
     given, `config`, or the run cannot be resumed (ConfigError) and nothing is changed."""
-    path = run_dir / "run.sqlite"
-    if not path.is_file() or path.stat().st_size == 0:
-        raise ConfigError(f"no run found at {run_dir}")
-    try:
-        store = RunStore(path)
-    except sqlite3.DatabaseError as e:
-        raise ConfigError(f"{path} is damaged or not a treefix run ({e})") from None
-    if store.get_meta("task") is None or store.get_meta("config") is None:
-        store.close()
-        raise ConfigError(f"{path} is not a treefix run (no task or settings in it)")
+    store = open_store(run_dir)
     task = Task.from_dict(store.get_meta("task"))
     stored = RunConfig.from_dict(store.get_meta("config"))
     try:
-        if config is not None and with_policy_defaults(config).to_dict() != stored.to_dict():
+        if config is not None and config.resolved().to_dict() != stored.to_dict():
             raise ConfigError(f"{run_dir} was made with other settings")
         if moved is not None and (moved.problem_statement, moved.test_cmd) != (task.problem_statement, task.test_cmd):
             raise ConfigError(f"{run_dir} holds a run of another task")
@@ -182,31 +140,157 @@ def resume_run(
     if moved is not None:
         task = Task(**{**moved.to_dict(), "repo": workspace.root, "base": workspace.base_sha})
         store.set_meta("task", task.to_dict())
-    return _search(store, run_dir, task, stored, workspace, on_event, ledger, resume=True)
+    return _run(Run(store, run_dir, task, stored, workspace, resumed=True), on_event, ledger, agents or model_agents(model))
 
 
-def check_tier(model: str, tier: str) -> None:
-    """`--tier offline` puts free candidates before a model's; it means nothing without a model."""
-    if tier not in ("", "offline"):
-        raise ConfigError(f"unknown tier {tier!r}: the only tier is offline")
-    if tier and model == "offline":
-        raise ConfigError("--tier offline is for model runs: -m offline is the offline policy already")
+def open_store(run_dir: Path) -> RunStore:
+    """The store of an existing run, or one clear ConfigError."""
+    path = run_dir / "run.sqlite"
+    if not path.is_file() or path.stat().st_size == 0:
+        raise ConfigError(f"no run found at {run_dir}")
+    try:
+        store = RunStore(path)
+    except sqlite3.DatabaseError as e:
+        raise ConfigError(f"{path} is damaged or not a treefix run ({e})") from None
+    if store.get_meta("task") is None or store.get_meta("config") is None:
+        store.close()
+        raise ConfigError(f"{path} is not a treefix run (no task or settings in it)")
+    return store
 
 
-def with_policy_defaults(config: RunConfig) -> RunConfig:
-    """The offline policy's preferred search settings, where the config still holds our defaults.
+@dataclass
+class Run:
+    """An open run: its store, folder, task, settings and the one workspace every step uses."""
 
-    Offline candidates are cheap and judged by execution alone, so a suspicious line may try many
-    operators (wider widening) and the value is the critic's execution measure only."""
-    if config.model != "offline":
-        return config
-    from treefix.agent.policies.offline import OfflinePolicy
+    store: RunStore
+    run_dir: Path
+    task: Task
+    config: RunConfig
+    workspace: Workspace
+    resumed: bool = False
+    owns_workspace: bool = True
 
-    defaults, data = RunConfig().to_dict(), config.to_dict()
-    for key, value in OfflinePolicy.preferred_params.items():
-        if data.get(key) == defaults.get(key):
-            data[key] = value
-    return RunConfig.from_dict(data)
+
+def _run(run: Run, on_event: EventSink | None, ledger: Ledger | None, agents: AgentsFactory) -> RunOutcome:
+    emit = on_event or (lambda kind, data: None)
+    try:
+        budget = Budget(run.config.limits, spent=spent_from_store(run.store), ledger=ledger)
+        made = agents(run.config, budget, run.store, emit)
+        emit("started", {"run_id": run.store.get_meta("run_id"), "run_dir": str(run.run_dir),
+                         "repo": str(run.task.repo), "resumed": run.resumed})  # fmt: skip
+        ctx = _open(run, budget, made)
+        status = _search(run, ctx, made, emit)
+        return _finish(run, ctx, budget, status, emit)
+    finally:
+        if run.owns_workspace:
+            run.workspace.close()
+        run.store.close()
+
+
+def _open(run: Run, budget: Budget, agents: Agents) -> SearchContext:
+    """The search's context, and the root node of a new tree."""
+    ctx = SearchContext(
+        task=run.task,
+        store=run.store,
+        workspace=run.workspace,
+        budget=budget,
+        sandbox=default_sandbox(),
+        params=run.config.params(),
+        caller=agents.caller,
+        overview=_overview(run.store, run.workspace, run.task, run.config) if agents.caller is not None else "",
+    )
+    if run.store.root() is None:
+        statement = run.task.problem_statement.strip()
+        title = statement.splitlines()[0][:100] if statement else ""
+        run.store.add(Node(NodeKind.ROOT, None, 0, status=NodeStatus.DONE, title=title))
+    return ctx
+
+
+def _search(run: Run, ctx: SearchContext, agents: Agents, emit: EventSink) -> str:
+    """Run the search graph to its end (or on from its last checkpoint); its final status."""
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    config = run.config
+    engine = SearchEngine(ctx, agents.policy, agents.critic, config.weights(), config.workers, config.stop_on_verified, emit)
+    checkpoints = sqlite3.connect(run.run_dir / "run.sqlite", check_same_thread=False)
+    try:
+        graph = engine.build(SqliteSaver(checkpoints))
+        cfg = {"configurable": {"thread_id": "search"}, "recursion_limit": 10**7}
+        started = run.resumed and graph.get_state(cfg).values
+        final = graph.invoke(None if started else {"iteration": 0, "batch": []}, cfg)
+    finally:
+        engine.close()
+        checkpoints.close()
+    return final.get("status") or "exhausted"
+
+
+def _finish(run: Run, ctx: SearchContext, budget: Budget, status: str, emit: EventSink) -> RunOutcome:
+    """Choose the best node, write the run's files, and say how the run ended."""
+    run.store.set_meta("elapsed", budget.elapsed())
+    best = choose_best(ctx, run.store)
+    verified = best is not None and best.verified
+    if verified:
+        code = EXIT_VERIFIED
+    elif best is None and status.startswith("limit:"):
+        code = EXIT_BUDGET
+    else:
+        code = EXIT_UNVERIFIED
+    summary = write_outputs(
+        run.run_dir, run.store, run.task, run.config, "verified" if verified else status, code, best, budget
+    )
+    emit("finished", {"status": summary["exit_status"], "best": best.id if best else None})
+    return RunOutcome(
+        run.store.get_meta("run_id"), run.run_dir, summary["exit_status"], code, best.id if best else None,
+        best.diff if best else "", summary, "" if best else no_candidate_reason(run.store),
+    )  # fmt: skip
+
+
+def no_candidate_reason(store: RunStore) -> str:
+    """Why a run made no candidate, when its store knows (the offline policy's localisation)."""
+    found = store.events("localise")
+    if not found:
+        return ""
+    e = found[-1]
+    if e.get("error"):
+        return f"the test command gave no usable test results: {e['error']}"
+    if not e.get("failing"):
+        return (
+            f"no test failed at the base ({e.get('tests', 0)} ran); "
+            "the offline policy needs a test that fails because of the issue"
+        )
+    return ""
+
+
+def model_agents(model: ChatModel | None = None) -> AgentsFactory:
+    """Agents for `config.model`, or for `model` when one is handed in."""
+
+    def build(config: RunConfig, budget: Budget, store: RunStore, emit: EventSink) -> Agents:
+        from treefix.agent.models.pricing import parse_price
+
+        chosen = model
+        if chosen is None:
+            record = Path(config.record) if config.record else None
+            chosen = load_model(config.model, base_url=config.base_url, record=record)
+        if chosen is None:
+            from treefix.agent.policies.offline import OfflineCritic, OfflinePolicy
+
+            return Agents(OfflinePolicy(), OfflineCritic())
+        if config.price and hasattr(chosen, "set_price"):
+            chosen.set_price(parse_price(config.price))
+        budget.require_enforceable(chosen.price(), chosen.name)
+        caller = Caller(
+            chosen, budget, config.limits.max_output_tokens, call_recorder(store, budget, emit), config.context_window or None
+        )
+        from treefix.agent.policies.llm import LLMCritic, LLMPolicy
+
+        if config.tier == "offline":
+            from treefix.agent.policies.offline import OfflineCritic, OfflinePolicy
+            from treefix.agent.policies.tiered import TieredCritic, TieredPolicy
+
+            return Agents(TieredPolicy(OfflinePolicy(), LLMPolicy()), TieredCritic(OfflineCritic(), LLMCritic()), caller)
+        return Agents(LLMPolicy(), LLMCritic(), caller)
+
+    return build
 
 
 def spent_from_store(store: RunStore) -> Spent:
@@ -218,67 +302,6 @@ def spent_from_store(store: RunStore) -> Spent:
     spent.nodes = sum(1 for n in store.nodes() if n.parent is not None)
     spent.test_runs = len(store.events("test"))
     return spent
-
-
-def _search(
-    store: RunStore,
-    run_dir: Path,
-    task: Task,
-    config: RunConfig,
-    workspace: Workspace,
-    on_event: EventSink | None,
-    ledger: Ledger | None,
-    resume: bool,
-) -> RunOutcome:
-    emit = on_event or (lambda kind, data: None)
-    try:
-        budget = Budget(config.limits, spent=spent_from_store(store), ledger=ledger)
-        policy, critic, caller = _agents(config, budget, store, emit)
-        ctx = SearchContext(
-            task=task,
-            store=store,
-            workspace=workspace,
-            budget=budget,
-            sandbox=default_sandbox(),
-            params=config.params(),
-            caller=caller,
-            overview=_overview(store, workspace, task, config) if caller is not None else "",
-        )
-        if store.root() is None:
-            title = task.problem_statement.strip().splitlines()[0][:100] if task.problem_statement.strip() else ""
-            store.add(Node(NodeKind.ROOT, None, 0, status=NodeStatus.DONE, title=title))
-        weights = ValueWeights(config.exec_weight, config.critic_weight)
-        engine = SearchEngine(ctx, policy, critic, weights, config.workers, config.stop_on_verified, emit)
-        checkpoints = sqlite3.connect(run_dir / "run.sqlite", check_same_thread=False)
-        try:
-            from langgraph.checkpoint.sqlite import SqliteSaver
-
-            graph = engine.build(SqliteSaver(checkpoints))
-            cfg = {"configurable": {"thread_id": "search"}, "recursion_limit": 10**7}
-            started = resume and graph.get_state(cfg).values
-            final = graph.invoke(None if started else {"iteration": 0, "batch": []}, cfg)
-        finally:
-            engine.close()
-            checkpoints.close()
-        status = final.get("status") or "exhausted"
-        store.set_meta("elapsed", budget.elapsed())
-        best = choose_best(ctx, store)
-        verified = best is not None and best.verified
-        if verified:
-            code = EXIT_VERIFIED
-        elif best is None and status.startswith("limit:"):
-            code = EXIT_BUDGET
-        else:
-            code = EXIT_UNVERIFIED
-        summary = write_outputs(run_dir, store, task, config, status if not verified else "verified", code, best, budget)
-        emit("finished", {"status": summary["exit_status"], "best": best.id if best else None})
-        return RunOutcome(
-            store.get_meta("run_id"), run_dir, summary["exit_status"], code, best.id if best else None,
-            best.diff if best else "", summary,
-        )
-    finally:
-        workspace.close()
-        store.close()
 
 
 def _overview(store: RunStore, workspace: Workspace, task: Task, config: RunConfig) -> str:
@@ -315,29 +338,3 @@ def call_recorder(store: RunStore, budget: Budget, emit: EventSink) -> CallListe
     return on_call
 
 
-def _agents(
-    config: RunConfig, budget: Budget, store: RunStore, emit: EventSink
-) -> tuple[Policy, Critic, Caller | None]:
-    from treefix.agent.models.pricing import parse_price
-
-    price_override = parse_price(config.price) if config.price else None
-    model = load_model(config.model, base_url=config.base_url, record=Path(config.record) if config.record else None)
-    if model is None:
-        from treefix.agent.policies.offline import OfflineCritic, OfflinePolicy
-
-        return OfflinePolicy(), OfflineCritic(), None
-    if price_override is not None and hasattr(model, "set_price"):
-        model.set_price(price_override)
-    budget.require_enforceable(model.price(), model.name)
-
-    from treefix.agent.policies.llm import LLMPolicy
-
-    caller = Caller(
-        model, budget, config.limits.max_output_tokens, call_recorder(store, budget, emit), config.context_window or None
-    )
-    if config.tier == "offline":
-        from treefix.agent.policies.offline import OfflineCritic, OfflinePolicy
-        from treefix.agent.policies.tiered import TieredCritic, TieredPolicy
-
-        return TieredPolicy(OfflinePolicy(), LLMPolicy()), TieredCritic(OfflineCritic(), LLMCritic()), caller
-    return LLMPolicy(), LLMCritic(), caller

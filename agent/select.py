@@ -14,13 +14,6 @@ from typing import Any
 from treefix.agent.store import RunStore
 from treefix.agent.tree import Node, NodeKind, NodeStatus
 
-CHILD_KIND = {
-    NodeKind.ROOT: NodeKind.PLAN,
-    NodeKind.PLAN: NodeKind.CODE,
-    NodeKind.CODE: NodeKind.REPAIR,
-    NodeKind.REPAIR: NodeKind.REPAIR,
-}
-
 STRATEGIES = ("mcts", "best-of-n", "linear", "greedy")
 
 

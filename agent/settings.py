@@ -9,16 +9,14 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import platformdirs
 from dotenv import dotenv_values
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError
 
-from treefix.agent.budget import Limits
-from treefix.agent.models.base import ConfigError
+from treefix.agent.errors import ConfigError
 
 APP = "treefix"
 KEY_VARS = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
@@ -38,21 +36,6 @@ class Settings(BaseModel):
     model: str | None = None
     base_url: str | None = None
     limits: dict[str, float] = {}
-
-    @field_validator("limits")
-    @classmethod
-    def _known_limits(cls, v: dict[str, float]) -> dict[str, float]:
-        known = {f.name for f in fields(Limits)}
-        unknown = sorted(set(v) - known)
-        if unknown:
-            raise ValueError(f"unknown limit(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        return v
-
-    def apply_limits(self, limits: Limits) -> Limits:
-        """`limits` with this file's values laid over it (CLI flags are applied after this)."""
-        for k, v in self.limits.items():
-            setattr(limits, k, type(getattr(limits, k))(v))
-        return limits
 
 
 def load_env(cwd: Path | None = None) -> None:

@@ -23,6 +23,14 @@ class NodeStatus(StrEnum):
     FAILED = "failed"  # expansion failed (model error, unusable reply); counted, value 0
 
 
+# The tree's grammar: what kind of node grows under each kind.
+CHILD_KIND = {
+    NodeKind.ROOT: NodeKind.PLAN,
+    NodeKind.PLAN: NodeKind.CODE,
+    NodeKind.CODE: NodeKind.REPAIR,
+    NodeKind.REPAIR: NodeKind.REPAIR,
+}
+
 @dataclass
 class ExecResult:
     applied: bool = True

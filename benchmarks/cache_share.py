@@ -1,7 +1,7 @@
 """How much of a search's prompt text sits in a shared, cacheable prefix, as a provider sees it.
 
     python -m benchmarks.cache_share [--nodes 20] [--files 150] [--api openai|anthropic|both]
-                                      [--critic-prefix] [--json]
+                                      [--json]
 
 Runs a real `run_fix` search (MCTS, LangGraph, real test runs) on `examples/textstats` against the
 fake model server of the test suite, once through the OpenAI SDK and once through the Anthropic SDK.
@@ -15,8 +15,6 @@ The server answers like the providers do and counts every prompt token it receiv
 
 `--files` adds that many small modules to the example so that the repository overview in every
 prompt has the size it has in a mid-size project (the example alone has five files).
-`--critic-prefix` is a what-if: the critic's prompt starts with the same static prefix as the
-policy's (system prompt, then overview and issue marked for caching) instead of the system prompt alone.
 Then it prints the tokens the server saw per node (from each node's recorded usage, cross-checked
 against the server's own total). The search keeps going after a verified node so that it reaches
 the node count.
@@ -28,26 +26,21 @@ import argparse
 import json
 import shutil
 import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import treefix.agent.run
 from treefix.agent.budget import Limits
-from treefix.agent.critic import LLMCritic, _plan_of, parse_judgement
-from treefix.agent.models.base import Message, Price
+from treefix.agent.config import RunConfig
+from treefix.agent.models.base import Price
 from treefix.agent.models.pricing import set_price
-from treefix.agent.run import RunConfig, run_fix
+from treefix.agent.run import run_fix
 from treefix.agent.store import RunStore
 from treefix.agent.task import Task
-from treefix.agent.tree import Judgement, Node, NodeKind
-from treefix.prompts import render
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests"))  # the fake server lives with the tests
-import fakeserver  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
+from tests import fakeserver  # noqa: E402  (run from the project root: the fake server lives with the tests)
 
 MODELS = {"openai": "openai/gpt-4o-mini", "anthropic": "anthropic/claude-haiku-4-5"}
 
@@ -82,23 +75,6 @@ def _repo(tmp: Path, files: int) -> Path:
     for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-qm", "initial"]):
         subprocess.run(["git", "-c", "user.name=b", "-c", "user.email=b@b", *args], cwd=repo, check=True)
     return repo
-
-
-class PrefixCritic(LLMCritic):
-    """The what-if critic: the policy's cached prefix (which also shows it the issue), then its prompt."""
-
-    def judge(self, ctx, node: Node) -> Judgement:  # type: ignore[no-untyped-def]
-        plan = node.content if node.kind is NodeKind.PLAN else _plan_of(ctx, node)
-        prompt = render("critic", kind=node.kind.value, plan=plan, diff=node.diff[:12_000], exec=node.exec)
-        context = render(
-            "context", overview=ctx.overview, issue=ctx.task.problem_statement, test_cmd=ctx.task.test_cmd
-        )
-        messages = [
-            Message("system", render("system")),
-            Message("user", context, cache=True),
-            Message("user", prompt),
-        ]
-        return parse_judgement(ctx.caller("critic", messages, usage=node.usage).text)
 
 
 def _real_openai_cached(server: fakeserver.FakeServer) -> int:
@@ -195,13 +171,8 @@ def main() -> None:
     ap.add_argument("--nodes", type=int, default=20)
     ap.add_argument("--files", type=int, default=150, help="extra modules in the example repository")
     ap.add_argument("--api", choices=["openai", "anthropic", "both"], default="both")
-    ap.add_argument(
-        "--critic-prefix", action="store_true", help="what-if: the critic shares the policy's prefix"
-    )
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    if args.critic_prefix:
-        treefix.agent.run.LLMCritic = PrefixCritic  # type: ignore[misc]
     results = [
         run(api, args.nodes, args.files)
         for api in (["openai", "anthropic"] if args.api == "both" else [args.api])

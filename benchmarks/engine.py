@@ -22,9 +22,8 @@ from pathlib import Path
 import treefix.agent.expand
 import treefix.agent.graph
 from treefix.agent.budget import Budget, Limits
-from treefix.agent.critic import ValueWeights
-from treefix.agent.policies.base import Candidate, SearchContext
-from treefix.agent.run import RunConfig
+from treefix.agent.config import RunConfig
+from treefix.agent.policies.base import Candidate, SearchContext, ValueWeights
 from treefix.agent.store import RunStore
 from treefix.agent.task import Task
 from treefix.agent.tree import Judgement, Node, NodeKind, NodeStatus

@@ -31,7 +31,7 @@ from treefix.tools.repo_map import RepoMap
 from treefix.tools.search import SearchError, grep
 
 KS = (1, 3, 5)
-DEFAULT_DATASET = Path(__file__).resolve().parents[1] / "suites" / "all.jsonl"
+DEFAULT_DATASET = Path(__file__).resolve().parents[1] / "evals" / "suites" / "all.jsonl"
 console = Console()
 
 

@@ -25,7 +25,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from treefix.agent.budget import Limits
-from treefix.agent.run import RunConfig, run_fix
+from treefix.agent.config import RunConfig
+from treefix.agent.run import run_fix
 from treefix.agent.task import Task
 from treefix.evals.dataset import Instance, load_dataset
 from treefix.evals.environment import ensure_venv
@@ -33,7 +34,7 @@ from treefix.evals.harness import DEFAULT_TEST_CMD, evaluate_one, patch_paths
 from treefix.evals.worker import VisibleTests, agent_repo, drop_files
 
 STRATEGIES = ("mcts", "best-of-n", "linear", "greedy")
-SUITE = Path(__file__).resolve().parents[1] / "suites" / "all.jsonl"
+SUITE = Path(__file__).resolve().parents[1] / "evals" / "suites" / "all.jsonl"
 
 
 @dataclass

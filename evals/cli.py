@@ -31,6 +31,7 @@ def _fail(message: str, code: int = 2) -> None:
 
 @app.command()
 def run(
+    ctx: typer.Context,
     dataset: Dataset,
     output: Annotated[Path, typer.Option("-o", "--output", help="batch output folder (re-run to resume)")],
     repos_dir: ReposDir = None,
@@ -74,20 +75,26 @@ def run(
     redo_existing: Annotated[
         bool, typer.Option("--redo-existing", help="redo finished instances too")
     ] = False,
+    config: Annotated[
+        list[str] | None, typer.Option("-c", "--config", help="YAML/JSON file or key=value (repeatable)")
+    ] = None,
 ) -> None:
     """Solve the dataset's instances; writes preds.json, all_preds.jsonl, exit_statuses.yaml, <id>/."""
-    from treefix.agent.models.base import ConfigError
+    from treefix.agent.config import typed_flags
+    from treefix.agent.errors import ConfigError
     from treefix.evals.executors import ExecutorError
     from treefix.evals.runner import BatchOptions, run_batch
 
     if not dataset.is_file():
         _fail(f"dataset not found: {dataset}")
+    # Run settings the user typed beat -c and the config file, as in `treefix fix`; defaults do not.
+    names = ("model", "base_url", "cost_limit", "max_nodes", "search", "tier")
+    typed = typed_flags(ctx, {n: n for n in names})
     opts = BatchOptions(
         dataset=dataset, output=output, repos_dir=repos_dir, cache_dir=cache_dir, instance_ids=instance or [],
         slice=slice_, filter=filter_, shuffle=shuffle, workers=workers, executor=executor, address=address,
-        model=model, base_url=base_url, cost_limit=cost_limit, global_cost_limit=global_cost_limit,
-        max_nodes=max_nodes, search=search, visible_tests=visible_tests, tier=tier,
-        redo_existing=redo_existing,
+        global_cost_limit=global_cost_limit, visible_tests=visible_tests, redo_existing=redo_existing,
+        config=config or [], **typed,
     )  # fmt: skip
     try:
         result = run_batch(opts)

@@ -39,8 +39,7 @@ PRELOAD = [
     "treefix.evals.environment",
     "treefix.agent.run",
     "treefix.agent.policies.llm",
-    "treefix.agent.critic",
-    "langgraph.checkpoint.sqlite",
+        "langgraph.checkpoint.sqlite",
 ]
 
 

@@ -80,6 +80,9 @@ class BatchOutputs:
     def load(cls, out: Path) -> BatchOutputs:
         """What an earlier run of the same command left, so it can be resumed."""
         state = cls(out)
+        for name in (PREDS, ALL_PREDS, STATUSES):  # half-written by a runner killed mid-write
+            for stale in out.glob(f".{name}.*.tmp"):
+                stale.unlink(missing_ok=True)
         state.preds = _read_preds(out / PREDS)
         try:
             by_status = (yaml.safe_load((out / STATUSES).read_text()) or {}).get(

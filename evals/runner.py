@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 
-from treefix.agent.models.base import ConfigError
+from treefix.agent.errors import ConfigError
 from treefix.evals.dataset import Instance, load_dataset
 from treefix.evals.executors import Done, Event, Executor, make_executor
 from treefix.evals.harness import DEFAULT_TEST_CMD
@@ -29,7 +29,7 @@ from treefix.evals.outputs import BatchOutputs, OutputsError, instance_dir, mode
 from treefix.evals.worker import EnvSpec, VisibleTests, WorkItem
 
 if TYPE_CHECKING:
-    from treefix.agent.run import RunConfig
+    from treefix.agent.config import RunConfig
 
 VISIBLE_LABEL = "visible-tests"
 SHUFFLE_SEED = 42  # the order SWE-agent and mini-swe-agent users get from --shuffle
@@ -48,36 +48,39 @@ class BatchOptions:
     workers: int = 1
     executor: str = "local"
     address: str | None = None
-    model: str = "offline"
+    # Run settings: None = not given here, so the user config file and -c `config` sources decide,
+    # exactly as for `treefix fix` (defaults < config file < -c < these).
+    model: str | None = None
     base_url: str | None = None
-    cost_limit: float = 3.0
+    cost_limit: float | None = None
+    max_nodes: int | None = None
+    search: str | None = None
+    tier: str | None = None
+    config: list[str] = field(default_factory=list)
+    use_settings: bool = True  # the user config file and .env
     global_cost_limit: float = 0.0
-    max_nodes: int = 30
-    search: str = "mcts"
     visible_tests: bool = False
-    tier: str = ""
     redo_existing: bool = False
 
     def run_config(self) -> RunConfig:
-        from treefix.agent.budget import Limits
-        from treefix.agent.run import RunConfig  # heavy (the search graph): imported while workers start
+        from treefix.agent.config import build_config
 
-        limits = Limits(cost_limit=self.cost_limit, max_nodes=self.max_nodes)
-        return RunConfig(
-            model=self.model, base_url=self.base_url, search=self.search, limits=limits,
-            tier=self.tier, label=self.label,
-        )  # fmt: skip
-
-    @property
-    def label(self) -> str:
-        """What sets this run apart from a plain one, in every output (`tier-offline__visible-tests`)."""
-        return "__".join(
-            p for p in (self.tier and f"tier-{self.tier}", self.visible_tests and VISIBLE_LABEL) if p
-        )
+        keys = {"model": "model", "base_url": "base_url", "cost_limit": "limits.cost_limit",
+                "max_nodes": "limits.max_nodes", "search": "search", "tier": "tier"}  # fmt: skip
+        typed = {key: getattr(self, name) for name, key in keys.items() if getattr(self, name) is not None}
+        config = build_config(self.config, typed, use_settings=self.use_settings)
+        config.label = label(config.tier, self.visible_tests)
+        return config
 
     @property
     def model_name(self) -> str:
-        return model_name_or_path(self.model, self.label)
+        config = self.run_config()
+        return model_name_or_path(config.model, config.label)
+
+
+def label(tier: str, visible_tests: bool) -> str:
+    """What sets a run apart from a plain one, in every output (`tier-offline__visible-tests`)."""
+    return "__".join(p for p in (tier and f"tier-{tier}", visible_tests and VISIBLE_LABEL) if p)
 
 
 @dataclass
@@ -133,7 +136,7 @@ def build_item(inst: Instance, opts: BatchOptions, config: RunConfig) -> WorkIte
     view = replace(view, test_cmd=view.test_cmd or inst.test_cmd or DEFAULT_TEST_CMD)
     visible = VisibleTests(inst.test_patch, list(inst.FAIL_TO_PASS)) if opts.visible_tests else None
     cfg = config.to_dict()
-    if (cassettes := _replay_dir(opts.model)) is not None:
+    if (cassettes := _replay_dir(config.model)) is not None:
         cfg["model"] = f"replay:{cassettes / (inst.instance_id + '.jsonl')}"
     out = opts.output.resolve()
     return WorkItem(
@@ -168,20 +171,14 @@ def preflight(opts: BatchOptions, config: RunConfig) -> None:
     """Fail before any instance starts on what would fail them all: bad model, unenforceable limits."""
     from treefix.agent.budget import Budget
     from treefix.agent.models.registry import load_model
-    from treefix.agent.run import check_tier
-    from treefix.agent.select import STRATEGIES
 
-    if opts.search not in STRATEGIES:
-        raise ConfigError(f"unknown search {opts.search!r}: use one of {', '.join(STRATEGIES)}")
     if opts.workers < 1:
         raise ConfigError("-w/--workers must be at least 1")
-    for flag, value in (("-l/--cost-limit", opts.cost_limit), ("--global-cost-limit", opts.global_cost_limit),
-                        ("--max-nodes", opts.max_nodes)):  # fmt: skip
-        if not value >= 0:  # also NaN
-            raise ConfigError(f"{flag} must be 0 (no limit) or more, not {value}")
+    if not opts.global_cost_limit >= 0:  # also NaN
+        raise ConfigError(f"--global-cost-limit must be 0 (no limit) or more, not {opts.global_cost_limit}")
+    config.validate()
     check_cache_dir(cache_dir(opts))
-    check_tier(opts.model, opts.tier)
-    if opts.model == "offline":
+    if config.model == "offline":
         try:
             import treefix.agent.policies.offline  # noqa: F401
         except ImportError:
@@ -189,9 +186,9 @@ def preflight(opts: BatchOptions, config: RunConfig) -> None:
                 "the offline policy is not available in this build; pick a model with -m"
             ) from None
         return
-    if _replay_dir(opts.model) is not None:
+    if _replay_dir(config.model) is not None:
         return
-    model = load_model(opts.model, base_url=opts.base_url)
+    model = load_model(config.model, base_url=config.base_url)
     assert model is not None
     Budget(config.limits).require_enforceable(model.price(), model.name)
 
@@ -273,6 +270,7 @@ class _Loop:
     ) -> None:  # fmt: skip
         self.opts, self.state, self.console, self.executor, self.items = opts, state, console, executor, items
         self.total, self.skipped, self.selected = total, skipped, selected
+        self.model_name = opts.model_name  # once: it reads the config file and -c sources
         self.free = list(range(opts.workers))
         self.interrupts = 0
         self.interrupted = False
@@ -329,7 +327,7 @@ class _Loop:
 
     def _done(self, msg: Done, display) -> None:  # type: ignore[no-untyped-def]
         extra = {"visible_tests": self.opts.visible_tests, "executor": self.opts.executor}
-        summary = self.state.record(msg.result, self.opts.model_name, extra)
+        summary = self.state.record(msg.result, self.model_name, extra)
         self.ran += 1
         self.free.append(msg.slot)
         self.free.sort()

@@ -26,7 +26,9 @@ from treefix.evals.dataset import AgentTask, Instance
 
 if TYPE_CHECKING:  # the agent is imported in the worker process only, when it starts a search
     from treefix.agent.budget import Ledger
-    from treefix.agent.run import RunConfig, RunOutcome
+    from treefix.agent.config import RunConfig
+    from treefix.agent.models.base import ChatModel
+    from treefix.agent.run import RunOutcome
     from treefix.agent.task import Task
 
 Emit = Callable[[str, dict[str, Any]], None]
@@ -105,8 +107,9 @@ def error_result(iid: str, error: str, tb: str | None = None, wall_time: float =
     )
 
 
-def solve(item: WorkItem, emit: Emit | None = None) -> WorkResult:
-    """Build the base, run the search, return the outcome. Never raises: errors become a result."""
+def solve(item: WorkItem, emit: Emit | None = None, model: ChatModel | None = None) -> WorkResult:
+    """Build the base, run the search, return the outcome. Never raises: errors become a result.
+    `model`: one to use instead of the item's model spec (tests and benchmarks hand in theirs)."""
     emit = emit or (lambda kind, data: None)
     start = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="work-", dir=_mkdir(Path(item.cache_dir) / "work")))
@@ -114,7 +117,7 @@ def solve(item: WorkItem, emit: Emit | None = None) -> WorkResult:
     log = _mkdir(Path(item.run_dir).parent) / "worker.log"
     with log.open("w") as fh, redirect_stdout(fh), redirect_stderr(fh):
         try:
-            return _solve(item, work, emit, start)
+            return _solve(item, work, emit, start, model)
         except Exception as e:  # one instance's failure must not take the batch down
             tb = traceback.format_exc()
             fh.write(tb)
@@ -123,8 +126,8 @@ def solve(item: WorkItem, emit: Emit | None = None) -> WorkResult:
             shutil.rmtree(work, ignore_errors=True)
 
 
-def _solve(item: WorkItem, work: Path, emit: Emit, start: float) -> WorkResult:
-    from treefix.agent.run import RunConfig
+def _solve(item: WorkItem, work: Path, emit: Emit, start: float, model: ChatModel | None) -> WorkResult:
+    from treefix.agent.config import RunConfig
     from treefix.agent.task import Task
     from treefix.evals.environment import ensure_venv
 
@@ -149,7 +152,7 @@ def _solve(item: WorkItem, work: Path, emit: Emit, start: float) -> WorkResult:
         ledger = SqliteLedger(Path(item.ledger), GlobalLimits(cost=item.global_cost_limit))
     run_dir = Path(item.run_dir)
     emit("phase", {"phase": "search"})
-    outcome = _run_or_resume(task, RunConfig.from_dict(item.config), run_dir, emit, ledger)
+    outcome = _run_or_resume(task, RunConfig.from_dict(item.config), run_dir, emit, ledger, model)
     patch = outcome.patch
     if item.visible is not None:
         # The harness resets the hidden test files anyway; edits there would only break the apply.
@@ -164,23 +167,23 @@ def _solve(item: WorkItem, work: Path, emit: Emit, start: float) -> WorkResult:
 
 
 def _run_or_resume(
-    task: Task, config: RunConfig, run_dir: Path, emit: Emit, ledger: Ledger | None
+    task: Task, config: RunConfig, run_dir: Path, emit: Emit, ledger: Ledger | None, model: ChatModel | None
 ) -> RunOutcome:
     """A run left by a killed batch is resumed in the rebuilt repository (same base commit: the
     build is deterministic), so its nodes and spend are kept; one that cannot be is started over."""
-    from treefix.agent.models.base import ConfigError
+    from treefix.agent.errors import ConfigError
     from treefix.agent.run import resume_run, run_fix
     from treefix.tools.workspace import WorkspaceError
 
     if (run_dir / "run.sqlite").is_file():
         try:
-            outcome = resume_run(run_dir, on_event=emit, ledger=ledger, moved=task, config=config)
+            outcome = resume_run(run_dir, on_event=emit, ledger=ledger, moved=task, config=config, model=model)
             print(f"resumed the run in {run_dir}")
             return outcome
         except (ConfigError, WorkspaceError) as e:
             print(f"starting over: the run in {run_dir} cannot be resumed ({e})")
             shutil.rmtree(run_dir)
-    return run_fix(task, config, run_dir, on_event=emit, ledger=ledger)
+    return run_fix(task, config, run_dir, on_event=emit, ledger=ledger, model=model)
 
 
 def agent_repo(

@@ -6,8 +6,9 @@ import time
 import pytest
 from fakeserver import Reply, error, hang, malformed, text, tool_call, truncated
 
+from treefix.agent.errors import ConfigError
 from treefix.agent.models.anthropic import AnthropicModel, to_wire
-from treefix.agent.models.base import ConfigError, Message, ModelError, ToolCall, ToolSpec
+from treefix.agent.models.base import Message, ModelError, ToolCall, ToolSpec
 from treefix.agent.models.retry import Backoff
 
 KEY = "sk-ant-test-abcdefghijklmnopqrstuvwxyz"

@@ -10,9 +10,11 @@ from hypothesis import strategies as st
 from scripted import BUGGY, PLAN, WRONG, critic
 
 from treefix.agent.budget import Budget, BudgetExceeded, Limits
-from treefix.agent.models.base import Completion, ConfigError, Price, Usage
+from treefix.agent.config import RunConfig
+from treefix.agent.errors import ConfigError
+from treefix.agent.models.base import Completion, Price, Usage
 from treefix.agent.models.scripted import ScriptedModel
-from treefix.agent.run import RunConfig, run_fix
+from treefix.agent.run import run_fix
 from treefix.agent.task import Task
 
 
@@ -76,11 +78,10 @@ def test_random_scripted_runs_never_cross_a_limit(
         return Completion(text, usage=Usage(rng.randint(1, prompt_bytes), rng.randint(1, max_out)))
 
     model = ScriptedModel(respond, price=Price(price_in, price_out))
-    monkeypatch.setattr("treefix.agent.run.load_model", lambda *a, **k: model)
     tmp = tmp_path_factory.mktemp("run")
     repo = make_repo(tmp / "repo", BUGGY)
     limits = Limits(cost_limit=cost_limit, max_turns=max_turns, max_tokens=max_tokens, max_nodes=10, max_output_tokens=max_out)
-    outcome = run_fix(Task(repo=repo, problem_statement="bug"), RunConfig(model="scripted", limits=limits), tmp / "run")
+    outcome = run_fix(Task(repo=repo, problem_statement="bug"), RunConfig(model="scripted", limits=limits), tmp / "run", model=model)
     usage = json.loads((tmp / "run" / "summary.json").read_text())["usage"]
     assert usage["cost"] <= cost_limit + 1e-12
     assert usage["turns"] <= max_turns

@@ -3,7 +3,7 @@
 import pytest
 
 from treefix.agent.config import build_config
-from treefix.agent.models.base import ConfigError
+from treefix.agent.errors import ConfigError
 
 
 @pytest.fixture(autouse=True)

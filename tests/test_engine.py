@@ -7,21 +7,21 @@ from conftest import make_repo
 from scripted import BUGGY, PLAN, REPAIR, RIGHT, TEST_CMD, WRONG, critic
 
 from treefix.agent.budget import Limits
+from treefix.agent.config import RunConfig
 from treefix.agent.models.base import ModelError
 from treefix.agent.models.scripted import ScriptedModel
-from treefix.agent.run import RunConfig, run_fix
+from treefix.agent.run import run_fix
 from treefix.agent.task import Task
 from treefix.agent.tree import NodeKind
 
 
 def run_with(tmp_path, responder, monkeypatch, **limits):
-    """run_fix with a scripted model put where `-m` would load one."""
+    """run_fix with a scripted model handed in."""
     model = ScriptedModel(responder)
-    monkeypatch.setattr("treefix.agent.run.load_model", lambda *a, **k: model)
     repo = make_repo(tmp_path / "repo", BUGGY)
     config = RunConfig(model="scripted", limits=Limits(**{"cost_limit": 0, "max_nodes": 8, **limits}))
     task = Task(repo=repo, problem_statement="clamp(9, 0, 5) returns 0, expected 5", test_cmd=TEST_CMD)
-    return run_fix(task, config, tmp_path / "run"), model
+    return run_fix(task, config, tmp_path / "run", model=model), model
 
 
 def test_plan_code_repair_finds_the_fix(tmp_path, monkeypatch):
@@ -115,10 +115,9 @@ def test_budget_before_any_candidate_exits_3(tmp_path, monkeypatch):
 @pytest.mark.parametrize("strategy", ["linear", "best-of-n", "greedy"])
 def test_other_strategies_run(tmp_path, monkeypatch, strategy):
     model = ScriptedModel(lambda role, m: critic(0.5) if role == "critic" else {"plan": PLAN}.get(role, RIGHT))
-    monkeypatch.setattr("treefix.agent.run.load_model", lambda *a, **k: model)
     repo = make_repo(tmp_path / "repo", BUGGY)
     config = RunConfig(model="scripted", search=strategy, limits=Limits(cost_limit=0, max_nodes=6))
-    outcome = run_fix(Task(repo=repo, problem_statement="bug", test_cmd=TEST_CMD), config, tmp_path / "run")
+    outcome = run_fix(Task(repo=repo, problem_statement="bug", test_cmd=TEST_CMD), config, tmp_path / "run", model=model)
     assert outcome.exit_code == 0
     kinds = [n["kind"] for n in json.loads((tmp_path / "run" / "tree.json").read_text())["nodes"]]
     assert kinds[:3] == ["root", "plan", "code"]
@@ -129,10 +128,9 @@ def test_parallel_workers_share_one_tree(tmp_path, monkeypatch):
         return critic(0.3) if role == "critic" else {"plan": PLAN}.get(role, WRONG)
 
     model = ScriptedModel(respond)
-    monkeypatch.setattr("treefix.agent.run.load_model", lambda *a, **k: model)
     repo = make_repo(tmp_path / "repo", BUGGY)
     config = RunConfig(model="scripted", workers=3, limits=Limits(cost_limit=0, max_nodes=10))
-    outcome = run_fix(Task(repo=repo, problem_statement="bug", test_cmd=TEST_CMD), config, tmp_path / "run")
+    outcome = run_fix(Task(repo=repo, problem_statement="bug", test_cmd=TEST_CMD), config, tmp_path / "run", model=model)
     tree = json.loads((tmp_path / "run" / "tree.json").read_text())
     nodes = tree["nodes"]
     assert len(nodes) == 11 and len({n["id"] for n in nodes}) == 11
@@ -189,10 +187,9 @@ def test_offline_tier_tries_free_candidates_before_the_model(tmp_path, monkeypat
         return critic(0.5) if role == "critic" else {"plan": PLAN}.get(role, RIGHT)
 
     model = ScriptedModel(respond)
-    monkeypatch.setattr("treefix.agent.run.load_model", lambda *a, **k: model)
     repo = make_repo(tmp_path / "repo", BUGGY)
     config = RunConfig(model="scripted", tier="offline", limits=Limits(cost_limit=0, max_nodes=20))
-    outcome = run_fix(Task(repo=repo, problem_statement="clamp(9, 0, 5) returns 0", test_cmd=TEST_CMD), config, tmp_path / "run")
+    outcome = run_fix(Task(repo=repo, problem_statement="clamp(9, 0, 5) returns 0", test_cmd=TEST_CMD), config, tmp_path / "run", model=model)
     tree = json.loads((tmp_path / "run" / "tree.json").read_text())
     first_plan = next(n for n in tree["nodes"] if n["kind"] == "plan")
     assert first_plan["title"].startswith("suspicious")  # an offline fault-localisation plan

@@ -12,8 +12,9 @@ import pytest
 from batchdata import BUGS, HIDDEN_MARK, TEST_CMD, shared_batch_data
 from rich.console import Console
 
-import treefix.agent.run
+from treefix.agent.models.registry import load_model
 from treefix.agent.models.replay import ReplayModel
+from treefix.agent.store import RunStore
 from treefix.evals.dataset import HIDDEN_FIELDS, load_dataset
 from treefix.evals.runner import BatchOptions, build_item, run_batch
 from treefix.evals.worker import solve
@@ -66,46 +67,39 @@ class _Spy:
         return self.inner.complete(messages, tools, **params)
 
 
-def _run_spied(data, tmp_path, monkeypatch, visible: bool):
+def _run_spied(data, tmp_path, visible: bool):
     seen: list[str] = []
     captured: dict = {}
-    real_load, real_run_fix = treefix.agent.run.load_model, treefix.agent.run.run_fix
 
-    def load_model(spec, **kw):
-        return _Spy(real_load(spec, **kw), seen)
-
-    def run_fix(task, config, run_dir=None, on_event=None, ledger=None):
+    def on_event(kind, event):
+        if kind != "started":
+            return
         # What the agent can read: every file of its repository and all of its git history.
+        repo = Path(event["repo"])
         files = "\n".join(
-            p.read_text(errors="replace")
-            for p in task.repo.rglob("*")
-            if p.is_file() and ".git" not in p.parts
+            p.read_text(errors="replace") for p in repo.rglob("*") if p.is_file() and ".git" not in p.parts
         )
-        git = lambda *a: subprocess.run(["git", *a], cwd=task.repo, capture_output=True, text=True).stdout  # noqa: E731
+        git = lambda *a: subprocess.run(["git", *a], cwd=repo, capture_output=True, text=True).stdout  # noqa: E731
         history = git("log", "-p", "--all")
-        captured.update(
-            task=task, files=files, history=history, commits=int(git("rev-list", "--all", "--count"))
-        )
-        return real_run_fix(task, config, run_dir, on_event, ledger)
+        captured.update(files=files, history=history, commits=int(git("rev-list", "--all", "--count")))
 
-    monkeypatch.setattr(treefix.agent.run, "load_model", load_model)
-    monkeypatch.setattr(treefix.agent.run, "run_fix", run_fix)
     insts, _ = load_dataset(data.dataset)
     inst = insts[0]
     opts = _opts(data, tmp_path / ("visible" if visible else "hidden"), visible_tests=visible)
     item = build_item(inst, opts, opts.run_config())
-    result = solve(item)
+    model = _Spy(load_model(item.config["model"]), seen)
+    result = solve(item, on_event, model=model)
     assert result.exit_status == "verified", result.error
     run_dir = Path(item.run_dir)
     stored = b"".join(p.read_bytes() for p in run_dir.rglob("*") if p.is_file())
-    task = captured["task"]
-    agent_saw = "\n".join([*seen, captured["files"], captured["history"], json.dumps(task.to_dict())])
+    task = RunStore(run_dir / "run.sqlite").get_meta("task")
+    agent_saw = "\n".join([*seen, captured["files"], captured["history"], json.dumps(task)])
     assert captured["commits"] == 1  # no history: a pristine commit would show the injected bug
     return inst, result, agent_saw, stored
 
 
 def test_the_agent_sees_no_hidden_field(data, tmp_path, monkeypatch):
-    inst, result, agent_saw, stored = _run_spied(data, tmp_path, monkeypatch, visible=False)
+    inst, result, agent_saw, stored = _run_spied(data, tmp_path, visible=False)
     assert inst.problem_statement in agent_saw  # the spy did capture the prompts
     for value in _hidden_values(inst, all_p2p=False):
         assert value not in agent_saw, value[:80]
@@ -114,7 +108,7 @@ def test_the_agent_sees_no_hidden_field(data, tmp_path, monkeypatch):
 
 
 def test_visible_tests_is_an_explicit_opt_in_recorded_in_outputs(data, tmp_path, monkeypatch):
-    inst, result, agent_saw, _ = _run_spied(data, tmp_path, monkeypatch, visible=True)
+    inst, result, agent_saw, _ = _run_spied(data, tmp_path, visible=True)
     assert HIDDEN_MARK in agent_saw  # control: the same check finds the hidden tests when given
     assert inst.FAIL_TO_PASS[0] in agent_saw  # its test command runs them
     assert inst.patch not in agent_saw and inst.hints_text not in agent_saw  # never the gold patch or hints

@@ -9,16 +9,16 @@ from scripted import critic
 
 from treefix.agent.budget import Budget, Limits
 from treefix.agent.calls import Caller
-from treefix.agent.critic import LLMCritic
+from treefix.agent.config import RunConfig
 from treefix.agent.demo import EXAMPLES, TEST_CMD
 from treefix.agent.graph import SearchEngine
 from treefix.agent.models.base import ModelError
 from treefix.agent.models.scripted import ScriptedModel
 from treefix.agent.policies.base import NoCandidate, SearchContext
-from treefix.agent.policies.llm import LLMPolicy
+from treefix.agent.policies.llm import LLMCritic, LLMPolicy
 from treefix.agent.policies.offline import SPECTRUM_KEY, OfflineCritic, OfflinePolicy, unified_diff
 from treefix.agent.policies.tiered import TieredCritic, TieredPolicy, is_offline
-from treefix.agent.run import RunConfig, run_fix
+from treefix.agent.run import run_fix
 from treefix.agent.select import SearchParams
 from treefix.agent.store import RunStore
 from treefix.agent.task import Task

@@ -6,7 +6,8 @@ import time
 import pytest
 from fakeserver import Reply, error, hang, malformed, text, tool_call, truncated
 
-from treefix.agent.models.base import ConfigError, Message, ModelError, Price, ToolCall, ToolSpec
+from treefix.agent.errors import ConfigError
+from treefix.agent.models.base import Message, ModelError, Price, ToolCall, ToolSpec
 from treefix.agent.models.openai import OpenAIModel
 from treefix.agent.models.retry import Backoff
 

@@ -4,8 +4,9 @@ import warnings
 import pytest
 
 from treefix.agent.budget import Budget, Limits
+from treefix.agent.errors import ConfigError
 from treefix.agent.models import pricing
-from treefix.agent.models.base import ConfigError, Price, Usage
+from treefix.agent.models.base import Price, Usage
 
 
 @pytest.fixture(autouse=True)

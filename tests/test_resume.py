@@ -79,8 +79,9 @@ def test_sigkill_mid_search_then_resume(tmp_path):
 def test_a_run_moves_to_a_rebuilt_repository_only_for_the_same_task_and_settings(tmp_path):
     """What a batch rerun relies on: resume in a new checkout of the same base commit."""
     from treefix.agent.budget import Limits
-    from treefix.agent.models.base import ConfigError
-    from treefix.agent.run import RunConfig, resume_run, run_fix
+    from treefix.agent.config import RunConfig
+    from treefix.agent.errors import ConfigError
+    from treefix.agent.run import resume_run, run_fix
     from treefix.agent.task import Task
     from treefix.tools.workspace import WorkspaceError
 

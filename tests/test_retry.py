@@ -2,7 +2,8 @@ import email.utils
 
 import pytest
 
-from treefix.agent.models.base import ConfigError, ModelError, Price
+from treefix.agent.errors import ConfigError
+from treefix.agent.models.base import ModelError, Price
 from treefix.agent.models.retry import (
     Backoff,
     Failure,

@@ -14,8 +14,8 @@ from conftest import node_ids
 from rich.console import Console
 from typer.testing import CliRunner
 
+from treefix.agent.errors import ConfigError
 from treefix.agent.ledger import GlobalLimits, SqliteLedger
-from treefix.agent.models.base import ConfigError
 from treefix.agent.store import RunStore
 from treefix.evals.cli import app
 from treefix.evals.dataset import load_dataset
@@ -189,12 +189,14 @@ def test_bad_options_and_outputs_are_one_message_and_leave_files_alone(data, tmp
     code, err = run(*data.run_args(tmp_path / "o", "--cache-dir", str(afile)))
     assert code == 2 and "--cache-dir" in err and "not a usable folder" in err
     assert afile.read_text() == "mine"
-    for flag, name in (("-l", "-l/--cost-limit"), ("--max-nodes", "--max-nodes"),
-                       ("--global-cost-limit", "--global-cost-limit")):  # fmt: skip
+    # run settings are checked by the same rule as `treefix fix`, named by their config key
+    for flag, says in (("-l", "limits.cost_limit must be at least 0"),
+                       ("--max-nodes", "limits.max_nodes must be at least 0"),
+                       ("--global-cost-limit", "--global-cost-limit must be 0 (no limit) or more")):  # fmt: skip
         code, err = run(*data.run_args(tmp_path / "o", flag, "-1"))
-        assert code == 2 and f"{name} must be 0 (no limit) or more" in err, err
+        assert code == 2 and says in err, err
     code, err = run(*data.run_args(tmp_path / "o", "-l", "nan"))
-    assert code == 2 and "must be 0 (no limit) or more, not nan" in err
+    assert code == 2 and "limits.cost_limit must be at least 0, got nan" in err
     for bad in ("1:2:0", "", "3", "1:2:3:4"):
         code, err = run(*data.run_args(tmp_path / "o", "--slice", bad))
         assert code == 2 and "--slice takes A:B" in err, (bad, err)
@@ -219,13 +221,12 @@ def test_workers_share_the_global_cost_ledger(data, tmp_path, monkeypatch):
     from treefix.evals.worker import solve
 
     model = ScriptedModel(["never sent"] * 10)
-    monkeypatch.setattr(treefix.agent.run, "load_model", lambda spec, **kw: model)
     insts, _ = load_dataset(data.dataset)
     opts = BatchOptions(dataset=data.dataset, output=tmp_path, model=f"replay:{data.cassettes}", cache_dir=data.cache,
                         cost_limit=0, global_cost_limit=0.001)  # fmt: skip
     item = build_item(insts[0], opts, opts.run_config())
     assert item.ledger == str(tmp_path.resolve() / "ledger.sqlite")
-    result = solve(item)
+    result = solve(item, model=model)
     assert model.calls == [] and result.exit_status == "limit:global cost", result.error
 
 

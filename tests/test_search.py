@@ -1,15 +1,11 @@
 import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import pytest
+from test_repo_map import make_repo  # noqa: E402
 
 from treefix.tools.index import RepoIndex
 from treefix.tools.search import SearchError, find_definitions, find_references, search_files, search_text
-
-sys.path.insert(0, str(Path(__file__).parent))
-from test_repo_map import make_repo  # noqa: E402
 
 
 @pytest.fixture

@@ -3,8 +3,8 @@ import os
 import pytest
 
 from treefix.agent import settings
-from treefix.agent.budget import Limits
-from treefix.agent.models.base import ConfigError
+from treefix.agent.config import build_config
+from treefix.agent.errors import ConfigError
 
 
 @pytest.fixture(autouse=True)
@@ -46,18 +46,18 @@ def test_config_file_defaults(isolated):
     s = settings.load_settings()
     assert s.model == "anthropic/claude-haiku-4-5"
     assert settings.base_url("openai", s) == "http://127.0.0.1:1/v1"
-    limits = s.apply_limits(Limits())
+    limits = build_config([], {}).limits  # the file's limits reach every run through the one builder
     assert limits.cost_limit == 1.5 and limits.max_turns == 40 and isinstance(limits.max_turns, int)
 
 
 @pytest.mark.parametrize(
     "text, needle",
-    [("model = [", "TOML"), ("modle = 'x'", "modle"), ("[limits]\ncost = 1", "unknown limit")],
+    [("model = [", "TOML"), ("modle = 'x'", "modle"), ("[limits]\ncost = 1", "unknown config key 'limits.cost'")],
 )
 def test_bad_config_file_is_one_config_error(isolated, text, needle):
     (isolated / "config.toml").write_text(text)
     with pytest.raises(ConfigError, match=needle):
-        settings.load_settings()
+        build_config([], {})
 
 
 def test_no_config_file_is_fine():

@@ -1,13 +1,9 @@
-import sys
-from pathlib import Path
 
 import pytest
+from test_repo_map import make_repo  # noqa: E402
 
 from treefix.agent.models.base import Completion, Message, ToolCall, ToolSpec
 from treefix.agent.tool_loop import TOOL_SPECS, run_tool_loop
-
-sys.path.insert(0, str(Path(__file__).parent))
-from test_repo_map import make_repo  # noqa: E402
 
 
 class Scripted:

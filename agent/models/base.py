@@ -16,10 +16,6 @@ class ModelError(Exception):
         self.maybe_billed = maybe_billed
 
 
-class ConfigError(Exception):
-    """A user-fixable configuration problem: unknown model, missing key, bad cassette. Exit code 2."""
-
-
 @dataclass
 class Message:
     role: str  # "system" | "user" | "assistant" | "tool"

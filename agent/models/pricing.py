@@ -18,7 +18,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from treefix.agent.models.base import ConfigError, Price, Usage
+from treefix.agent.errors import ConfigError
+from treefix.agent.models.base import Price, Usage
 from treefix.agent.settings import config_dir
 
 _overrides: dict[str, Price] = {}

@@ -8,7 +8,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from treefix.agent.models.base import Completion, ConfigError, Message, ModelError, Price, ToolSpec, Usage
+from treefix.agent.errors import ConfigError
+from treefix.agent.models.base import Completion, Message, ModelError, Price, ToolSpec, Usage
 from treefix.agent.models.pricing import price_for
 from treefix.agent.models.retry import Backoff, Failure, report, with_retries
 from treefix.agent.settings import api_key as required_key

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from treefix.agent.models.base import ChatModel, ConfigError
+from treefix.agent.errors import ConfigError
+from treefix.agent.models.base import ChatModel
 
 SPEC_HELP = "use offline, replay:<cassette.jsonl>, openai/<model>, or anthropic/<model>"
 

@@ -14,7 +14,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from treefix.agent.models.base import ChatModel, Completion, ConfigError, Message, ModelError, Price, ToolSpec
+from treefix.agent.errors import ConfigError
+from treefix.agent.models.base import ChatModel, Completion, Message, ModelError, Price, ToolSpec
 
 
 def request_hash(messages: list[Message], tools: list[ToolSpec] | None = None) -> str:

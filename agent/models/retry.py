@@ -16,7 +16,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
-from treefix.agent.models.base import Completion, ConfigError, ModelError, Price, Usage
+from treefix.agent.errors import ConfigError
+from treefix.agent.models.base import Completion, ModelError, Price, Usage
 from treefix.agent.settings import redact
 
 log = logging.getLogger(__name__)

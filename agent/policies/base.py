@@ -1,11 +1,12 @@
-"""The Policy protocol: what proposes plans, code and repairs for the tree."""
+"""The extension points of the search: a Policy proposes plans, code and repairs; a Critic judges
+them; ValueWeights mix the critic's score with the execution score into a node's value."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from treefix.agent.tree import Node, NodeStatus
+from treefix.agent.tree import Judgement, Node, NodeKind, NodeStatus
 
 if TYPE_CHECKING:
     from treefix.agent.budget import Budget
@@ -72,6 +73,28 @@ class Policy(Protocol):
     def code(self, ctx: SearchContext, plan: Node) -> Candidate: ...
 
     def repair(self, ctx: SearchContext, node: Node) -> Candidate: ...
+
+
+class Critic(Protocol):
+    def judge(self, ctx: SearchContext, node: Node) -> Judgement: ...
+
+
+@dataclass
+class ValueWeights:
+    execution: float = 0.7
+    critic: float = 0.3
+
+    def mix(self, node: Node) -> float:
+        """Node value in [0, 1]. Without a usable judgement the execution score stands alone."""
+        j = node.judgement
+        if node.kind is NodeKind.PLAN or node.exec is None:
+            return j.value if j and not j.failed else min(node.prior, 0.5)
+        if not node.exec.applied or not node.exec.compiled:
+            return 0.0
+        if j is None or j.failed:
+            return node.exec.score
+        total = self.execution + self.critic
+        return (self.execution * node.exec.score + self.critic * j.value) / total if total else node.exec.score
 
 
 class NoCandidate(Exception):

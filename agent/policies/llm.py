@@ -1,13 +1,16 @@
-"""LLMPolicy: plans, code and repairs written by a chat model from the templates in prompts/."""
+"""LLMPolicy and LLMCritic: plans, code, repairs and judgements written by a chat model from the
+templates in prompts/."""
 
 from __future__ import annotations
 
+import json
 import re
 
 from treefix.agent.models.base import Message
 from treefix.agent.policies.base import Candidate, SearchContext
+from treefix.agent.prefix import shared_prefix
 from treefix.agent.tool_loop import run_tool_loop
-from treefix.agent.tree import Node
+from treefix.agent.tree import Judgement, Node, NodeKind
 from treefix.prompts import render
 
 PATH_RE = re.compile(r"[\w./-]+\.\w+")
@@ -61,11 +64,32 @@ class LLMPolicy:
         return Candidate(title=_edit_title(text), content=text, edits=text, usage=usage)
 
 
-def shared_prefix(ctx: SearchContext) -> list[Message]:
-    """System prompt and task context, byte-identical for every call of a run (every role), so
-    providers cache it: Anthropic at the marked message, OpenAI by its automatic prefix caching."""
-    context = render("context", overview=ctx.overview, issue=ctx.task.problem_statement, test_cmd=ctx.task.test_cmd)
-    return [Message("system", render("system")), Message("user", context, cache=True)]
+MAX_DIFF_CHARS = 12_000
+
+
+class LLMCritic:
+    def judge(self, ctx: SearchContext, node: Node) -> Judgement:
+        assert ctx.caller is not None
+        plan = node.content if node.kind is NodeKind.PLAN else _plan_of(ctx, node)
+        prompt = render("critic", kind=node.kind.value, plan=plan, diff=node.diff[:MAX_DIFF_CHARS], exec=node.exec)
+        reply = ctx.caller("critic", shared_prefix(ctx) + [Message("user", prompt)], usage=node.usage).text
+        return parse_judgement(reply)
+
+
+def parse_judgement(reply: str) -> Judgement:
+    """The first JSON object in the reply; an unreadable reply is a failed judgement, not a crash."""
+    match = re.search(r"\{.*\}", reply, flags=re.S)
+    try:
+        data = json.loads(match.group(0)) if match else None
+        value = float(data["value"])  # type: ignore[index]
+    except (ValueError, TypeError, KeyError):
+        return Judgement(0.0, f"unreadable critic reply: {reply[:200]!r}", failed=True)
+    return Judgement(min(max(value, 0.0), 1.0), str(data.get("rationale", "")), str(data.get("advice", "")))
+
+
+def _plan_of(ctx: SearchContext, node: Node) -> str:
+    plans = [n for n in ctx.store.path(node.id) if n.kind is NodeKind.PLAN]
+    return plans[-1].content if plans else ""
 
 
 def _title(text: str) -> str:

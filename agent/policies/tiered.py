@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import threading
 
-from treefix.agent.critic import Critic
-from treefix.agent.policies.base import Candidate, NoCandidate, Policy, SearchContext
+from treefix.agent.policies.base import Candidate, Critic, NoCandidate, Policy, SearchContext
 from treefix.agent.policies.offline import OfflinePolicy, Proposal
 from treefix.agent.tree import Judgement, Node, NodeKind
 
