@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from treefix.agent.budget import BudgetExceeded
 from treefix.agent.policies.base import SearchContext
 from treefix.agent.tree import ExecResult, Node, NodeKind
+from treefix.tools.diffs import changed_paths
 from treefix.tools.sandbox import shorten
 from treefix.tools.testing import run_tests
 
 # What a node keeps of its test output: enough for a repair prompt, small enough for the store.
 OUTPUT_HEAD, OUTPUT_TAIL = 2_000, 6_000
-
-
-def changed_paths(diff: str) -> list[str]:
-    return re.findall(r"^\+\+\+ b/(.+)$", diff, flags=re.M)
 
 
 def syntax_error(root: Path, paths: list[str]) -> str | None:

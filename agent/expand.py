@@ -19,7 +19,7 @@ def expand(ctx: SearchContext, policy: Policy, parent_id: str) -> Node | None:
     parent = ctx.store.get(parent_id)
     kind = CHILD_KIND[parent.kind]
     ctx.budget.charge_node()
-    child = Node(kind=kind, parent=parent.id, depth=parent.depth + 1)
+    child = Node(kind=kind, parent=parent.id, depth=parent.depth + 1, origin=policy.name)
     try:
         propose = {NodeKind.PLAN: policy.plan, NodeKind.CODE: policy.code, NodeKind.REPAIR: policy.repair}[kind]
         candidate = propose(ctx, parent)
@@ -36,6 +36,7 @@ def expand(ctx: SearchContext, policy: Policy, parent_id: str) -> Node | None:
         candidate.prior,
         candidate.usage,
     )
+    child.origin = candidate.origin or policy.name
     if kind is not NodeKind.PLAN:
         child.diff, child.exec = apply_candidate(ctx, parent, candidate)
     return ctx.store.add(child)

@@ -87,6 +87,7 @@ class Node:
     prior: float = 1.0
     usage: dict[str, float] = field(default_factory=dict)  # tokens and cost of the calls that made it
     error: str = ""
+    origin: str = ""  # the policy that made it: llm, offline, or a test's scripted policy
     closed: bool = False  # the policy has nothing more to propose below this node
     seq: int = 0  # creation order within the run, set by the store
 

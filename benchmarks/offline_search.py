@@ -30,8 +30,9 @@ from treefix.agent.run import run_fix
 from treefix.agent.task import Task
 from treefix.evals.dataset import Instance, load_dataset
 from treefix.evals.environment import ensure_venv
-from treefix.evals.harness import DEFAULT_TEST_CMD, evaluate_one, patch_paths
-from treefix.evals.worker import VisibleTests, agent_repo, drop_files
+from treefix.evals.harness import DEFAULT_TEST_CMD, evaluate_one
+from treefix.evals.worker import VisibleTests, agent_repo
+from treefix.tools.diffs import drop_files, patch_paths
 
 STRATEGIES = ("mcts", "best-of-n", "linear", "greedy")
 SUITE = Path(__file__).resolve().parents[1] / "evals" / "suites" / "all.jsonl"

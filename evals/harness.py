@@ -26,6 +26,7 @@ from pathlib import Path
 
 from treefix.evals.dataset import Instance
 from treefix.evals.environment import EnvError, Venv, apply_patch, ensure_venv, git, prepare_base
+from treefix.tools.diffs import patch_paths
 from treefix.tools.sandbox import Sandbox, SubprocessSandbox, default_sandbox
 from treefix.tools.testing import PASSED, run_tests
 
@@ -235,11 +236,6 @@ def reset_test_files(repo: Path, test_patch: str) -> None:
             git(repo, "checkout", "-q", "HEAD", "--", path)
         else:
             (repo / path).unlink(missing_ok=True)
-
-
-def patch_paths(patch: str) -> list[str]:
-    found = re.findall(r"^diff --git a/(\S+) b/(\S+)$", patch, re.M)
-    return list(dict.fromkeys(p for pair in found for p in pair))
 
 
 def sandbox_for(venv: Venv) -> Sandbox:

@@ -10,7 +10,6 @@ allow-lists, so hidden fields (`test_patch`, `patch`, `FAIL_TO_PASS`, `PASS_TO_P
 from __future__ import annotations
 
 import json
-import re
 import shlex
 import shutil
 import tempfile
@@ -156,7 +155,7 @@ def _solve(item: WorkItem, work: Path, emit: Emit, start: float, model: ChatMode
     patch = outcome.patch
     if item.visible is not None:
         # The harness resets the hidden test files anyway; edits there would only break the apply.
-        from treefix.evals.harness import patch_paths
+        from treefix.tools.diffs import drop_files, patch_paths
 
         patch = drop_files(patch, set(patch_paths(item.visible.test_patch)))
     tree = json.loads((run_dir / "tree.json").read_text()) if (run_dir / "tree.json").is_file() else None
@@ -203,20 +202,6 @@ def agent_repo(
     git(dest, "add", "-A", "-f")
     git(dest, "commit", "-q", "--no-verify", "--allow-empty", "-m", "base")
     return dest
-
-
-def drop_files(diff: str, paths: set[str]) -> str:
-    """`diff` without the file sections that touch any of `paths`."""
-    if not paths or not diff:
-        return diff
-    sections = re.split(r"(?m)^(?=diff --git )", diff)
-    keep = []
-    for s in sections:
-        m = re.match(r"diff --git a/(\S+) b/(\S+)", s)
-        if m and (m.group(1) in paths or m.group(2) in paths):
-            continue
-        keep.append(s)
-    return "".join(keep)
 
 
 def _mkdir(p: Path) -> Path:

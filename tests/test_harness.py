@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 from treefix.evals.cli import app
 from treefix.evals.commands import eval_command, load_predictions
 from treefix.evals.dataset import Instance
-from treefix.evals.harness import HarnessError, evaluate, grade, needs_official_harness, patch_paths
+from treefix.evals.harness import HarnessError, evaluate, grade, needs_official_harness
+from treefix.tools.diffs import patch_paths
 
 KEYS = ["total_instances", "submitted_instances", "completed_instances", "resolved_instances",
         "unresolved_instances", "empty_patch_instances", "error_instances", "completed_ids",

@@ -16,8 +16,8 @@ import anthropic
 
 from treefix.agent.models import textcalls
 from treefix.agent.models.base import Completion, Message, ToolCall, ToolSpec, Usage
-from treefix.agent.models.provider import ProviderModel, ToolsRefused, refuses_tools
-from treefix.agent.models.retry import Transient, error_message, status_error
+from treefix.agent.models.provider import ProviderModel
+from treefix.agent.models.retry import Transient
 
 MAX_BREAKPOINTS = 4  # the API's limit on cache_control blocks per request
 _FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "tool_use": "tool_calls"}
@@ -35,6 +35,7 @@ class AnthropicModel(ProviderModel):
     provider = "anthropic"
     key_var = "ANTHROPIC_API_KEY"
     base_url_var = "ANTHROPIC_BASE_URL"
+    sdk = anthropic
 
     def _make_client(self, key: str) -> anthropic.Anthropic:
         # The SDK adds /v1/messages itself; accept the OpenAI-style ".../v1" users paste too.
@@ -64,22 +65,7 @@ class AnthropicModel(ProviderModel):
             body["tools"] = [
                 {"name": t.name, "description": t.description, "input_schema": t.parameters} for t in tools
             ]
-        try:
-            reply = self._fetch_stream(body) if self.stream else self._fetch(body)
-        except anthropic.APITimeoutError:
-            raise Transient(f"no reply within {body['timeout']:g}s", maybe_billed=True) from None
-        except anthropic.APIConnectionError as e:
-            cause = type(e.__cause__).__name__ if e.__cause__ is not None else type(e).__name__
-            refused = "connect" in cause.lower()
-            where = self._client.base_url
-            raise Transient(f"connection to {where} failed ({cause})", maybe_billed=not refused) from None
-        except anthropic.APIStatusError as e:
-            msg = error_message(e.body, e.message)
-            if tools and not text_mode and refuses_tools(e.status_code, msg):
-                raise ToolsRefused(msg) from None
-            raise status_error(e.status_code, msg, e.response.headers, self.key_var) from None
-        except (ValueError, anthropic.APIResponseValidationError) as e:  # JSONDecodeError is a ValueError
-            raise Transient(f"unparseable reply ({type(e).__name__})", maybe_billed=True) from None
+        reply = self._request(body, tools_sent=bool(tools and not text_mode))
         return self._completion(reply, text_mode and bool(tools))
 
     def _fetch(self, body: dict[str, Any]) -> _Reply:

@@ -17,8 +17,8 @@ import openai
 
 from treefix.agent.models import textcalls
 from treefix.agent.models.base import Completion, Message, ToolCall, ToolSpec, Usage
-from treefix.agent.models.provider import ProviderModel, ToolsRefused, refuses_tools
-from treefix.agent.models.retry import Transient, error_message, status_error
+from treefix.agent.models.provider import ProviderModel
+from treefix.agent.models.retry import Transient
 from treefix.agent.models.tokens import count_messages
 from treefix.tools.tokens import count_tokens
 
@@ -41,6 +41,7 @@ class OpenAIModel(ProviderModel):
     key_var = "OPENAI_API_KEY"
     base_url_var = "OPENAI_BASE_URL"
 
+    sdk = openai
     _warned_usage = False
 
     def _make_client(self, key: str) -> openai.OpenAI:
@@ -66,21 +67,7 @@ class OpenAIModel(ProviderModel):
         body["max_completion_tokens" if official else "max_tokens"] = max_tokens
         if temperature is not None and not (official and self.model_id.startswith(_REASONING)):
             body["temperature"] = temperature
-        try:
-            reply = self._fetch_stream(body) if self.stream else self._fetch(body)
-        except openai.APITimeoutError:
-            raise Transient(f"no reply within {body['timeout']:g}s", maybe_billed=True) from None
-        except openai.APIConnectionError as e:
-            refused = "connect" in type(e.__cause__).__name__.lower()
-            where = self._client.base_url
-            raise Transient(f"connection to {where} failed ({_cause(e)})", maybe_billed=not refused) from None
-        except openai.APIStatusError as e:
-            msg = error_message(e.body, e.message)
-            if tools and not text_mode and refuses_tools(e.status_code, msg):
-                raise ToolsRefused(msg) from None
-            raise status_error(e.status_code, msg, e.response.headers, self.key_var) from None
-        except (ValueError, openai.APIResponseValidationError) as e:  # JSONDecodeError is a ValueError
-            raise Transient(f"unparseable reply ({type(e).__name__})", maybe_billed=True) from None
+        reply = self._request(body, tools_sent=bool(tools and not text_mode))
         return self._completion(reply, sent, text_mode and bool(tools))
 
     def _fetch(self, body: dict[str, Any]) -> _Reply:
@@ -183,6 +170,3 @@ def _tool(t: ToolSpec) -> dict[str, Any]:
     }
 
 
-def _cause(e: BaseException) -> str:
-    cause = e.__cause__
-    return type(cause).__name__ if cause is not None else type(e).__name__

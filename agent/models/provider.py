@@ -11,7 +11,15 @@ from typing import Any
 from treefix.agent.errors import ConfigError
 from treefix.agent.models.base import Completion, Message, ModelError, Price, ToolSpec, Usage
 from treefix.agent.models.pricing import price_for
-from treefix.agent.models.retry import Backoff, Failure, report, with_retries
+from treefix.agent.models.retry import (
+    Backoff,
+    Failure,
+    Transient,
+    error_message,
+    report,
+    status_error,
+    with_retries,
+)
 from treefix.agent.settings import api_key as required_key
 
 log = logging.getLogger(__name__)
@@ -33,6 +41,7 @@ class ProviderModel:
     provider = ""
     key_var = ""
     base_url_var = ""
+    sdk: Any = None  # the provider's SDK module: its client and its error classes
 
     def __init__(
         self,
@@ -135,6 +144,33 @@ class ProviderModel:
                     Failure(1, "server refused native tools; retrying with text tool calls", False),
                 )
             return run(True)
+
+    def _request(self, body: dict[str, Any], tools_sent: bool) -> Any:
+        """One request through the SDK, its errors translated the same way for every provider:
+        what may be retried (and may have been billed), what is final, and a refusal of tools."""
+        sdk = self.sdk
+        try:
+            return self._fetch_stream(body) if self.stream else self._fetch(body)
+        except sdk.APITimeoutError:
+            raise Transient(f"no reply within {body['timeout']:g}s", maybe_billed=True) from None
+        except sdk.APIConnectionError as e:
+            cause = type(e.__cause__).__name__ if e.__cause__ is not None else type(e).__name__
+            refused = "connect" in cause.lower()  # nothing was sent, so nothing can be billed
+            where = self._client.base_url
+            raise Transient(f"connection to {where} failed ({cause})", maybe_billed=not refused) from None
+        except sdk.APIStatusError as e:
+            msg = error_message(e.body, e.message)
+            if tools_sent and refuses_tools(e.status_code, msg):
+                raise ToolsRefused(msg) from None
+            raise status_error(e.status_code, msg, e.response.headers, self.key_var) from None
+        except (ValueError, sdk.APIResponseValidationError) as e:  # JSONDecodeError is a ValueError
+            raise Transient(f"unparseable reply ({type(e).__name__})", maybe_billed=True) from None
+
+    def _fetch(self, body: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+    def _fetch_stream(self, body: dict[str, Any]) -> Any:
+        raise NotImplementedError
 
     def _once(
         self,

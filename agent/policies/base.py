@@ -26,6 +26,7 @@ class Candidate:
     diff: str = ""  # or a unified diff on top of the parent's diff (policies that edit by themselves)
     prior: float = 1.0
     usage: dict[str, float] = field(default_factory=dict)
+    origin: str = ""  # the policy that made it, when not the one the search holds (a tier's)
 
 
 @dataclass

@@ -12,6 +12,7 @@ from treefix.agent.prefix import shared_prefix
 from treefix.agent.tool_loop import run_tool_loop
 from treefix.agent.tree import Judgement, Node, NodeKind
 from treefix.prompts import render
+from treefix.tools.diffs import changed_paths
 
 PATH_RE = re.compile(r"[\w./-]+\.\w+")
 
@@ -48,7 +49,7 @@ class LLMPolicy:
     def repair(self, ctx: SearchContext, node: Node) -> Candidate:
         usage: dict[str, float] = {}
         ex = node.exec
-        changed = re.findall(r"^\+\+\+ b/(.+)$", node.diff, flags=re.M)
+        changed = changed_paths(node.diff)
         files = ctx.workspace_files(node.diff, changed or _mentioned_paths(ctx, node.content))
         prompt = render(
             "repair",

@@ -25,6 +25,7 @@ from treefix.agent.policies.base import Candidate, NoCandidate, SearchContext
 from treefix.agent.policies.localise import Site, Spectrum, gather, ochiai
 from treefix.agent.policies.operators import Mutation, compiles, mutations, parse, statement_line
 from treefix.agent.tree import Judgement, Node, NodeKind
+from treefix.tools.diffs import changed_paths
 from treefix.tools.testing import PASSED
 
 SPECTRUM_KEY = "offline/spectrum"
@@ -112,7 +113,7 @@ class OfflinePolicy:
             raise NoCandidate  # only attempts that beat the base (and their own parent) earn another edit
         still = {t for t, o in node.exec.tests.items() if o not in (PASSED, "skipped")} & set(spectrum.tests)
         sites = self._rank(ctx, ochiai(spectrum, still)) if still else self.sites(ctx)
-        changed = re.findall(r"^\+\+\+ b/(.+)$", node.diff, flags=re.M)
+        changed = changed_paths(node.diff)
         paths = list(dict.fromkeys(changed + [s.path for s in sites[:REPAIR_SITES]]))
         current = ctx.workspace_files(node.diff, paths, limit=10**8)
         touched = {p: current[p] for p in changed if p in current}

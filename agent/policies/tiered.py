@@ -13,15 +13,20 @@ from __future__ import annotations
 import threading
 
 from treefix.agent.policies.base import Candidate, Critic, NoCandidate, Policy, SearchContext
-from treefix.agent.policies.offline import OfflinePolicy, Proposal
-from treefix.agent.tree import Judgement, Node, NodeKind
+from treefix.agent.policies.offline import OfflinePolicy
+from treefix.agent.tree import Judgement, Node
 
 DEFAULT_SHARE = 0.3
+OFFLINE = "offline"
 
 
 def is_offline(node: Node) -> bool:
-    """Made by the offline tier (its content is an offline proposal, not model text)."""
-    return node.kind is not NodeKind.ROOT and Proposal.loads(node.content) is not None
+    return node.origin == OFFLINE
+
+
+def _offline(candidate: Candidate) -> Candidate:
+    candidate.origin = OFFLINE
+    return candidate
 
 
 class TieredPolicy:
@@ -44,7 +49,7 @@ class TieredPolicy:
     def plan(self, ctx: SearchContext, root: Node) -> Candidate:
         if self.offline_phase(ctx):
             try:
-                return self.offline.plan(ctx, root)
+                return _offline(self.offline.plan(ctx, root))
             except NoCandidate:
                 with self._lock:
                     self._exhausted = True
@@ -55,14 +60,14 @@ class TieredPolicy:
             return self.model.code(ctx, plan)
         if not self.offline_phase(ctx):
             raise NoCandidate  # the model's share of the budget goes to the model's own plans
-        return self.offline.code(ctx, plan)
+        return _offline(self.offline.code(ctx, plan))
 
     def repair(self, ctx: SearchContext, node: Node) -> Candidate:
         if not is_offline(node):
             return self.model.repair(ctx, node)
         if self.offline_phase(ctx):
             try:
-                return self.offline.repair(ctx, node)
+                return _offline(self.offline.repair(ctx, node))
             except NoCandidate:
                 pass
         if node.exec is None or node.exec.score <= self.offline.spectrum(ctx).baseline + 1e-9:
