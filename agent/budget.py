@@ -53,14 +53,7 @@ class Spent:
         self.tokens += usage.total
         self.turns += 1
         r = self.by_role.setdefault(role, {})
-        for k, v in (
-            ("cost", cost),
-            ("turns", 1),
-            ("input_tokens", usage.input_tokens),
-            ("output_tokens", usage.output_tokens),
-            ("cached_tokens", usage.cached_tokens),
-            ("cache_write_tokens", usage.cache_write_tokens),
-        ):
+        for k, v in {"cost": cost, "turns": 1, **usage.to_dict()}.items():
             r[k] = r.get(k, 0) + v
 
     def to_dict(self) -> dict[str, Any]:

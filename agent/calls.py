@@ -122,14 +122,7 @@ class Caller:
 
 
 def _usage_fields(c: Completion) -> dict[str, Any]:
-    return {
-        "input_tokens": c.usage.input_tokens,
-        "output_tokens": c.usage.output_tokens,
-        "cached_tokens": c.usage.cached_tokens,
-        "cache_write_tokens": c.usage.cache_write_tokens,
-        "cost": c.cost or 0.0,
-        "calls": 1,
-    }
+    return {**c.usage.to_dict(), "cost": c.cost or 0.0, "calls": 1}
 
 
 __all__ = ["Caller", "ModelError", "prompt_bound"]

@@ -197,8 +197,9 @@ def _open(run: Run, budget: Budget, agents: Agents) -> SearchContext:
         sandbox=default_sandbox(),
         params=run.config.params(),
         caller=agents.caller,
-        overview=_overview(run.store, run.workspace, run.task, run.config) if agents.caller is not None else "",
     )
+    if agents.caller is not None:
+        ctx.overview = _overview(ctx, run.config)
     if run.store.root() is None:
         statement = run.task.problem_statement.strip()
         title = statement.splitlines()[0][:100] if statement else ""
@@ -297,29 +298,28 @@ def spent_from_store(store: RunStore) -> Spent:
     """What a run has spent, rebuilt from its event log: a resumed run keeps every cent it paid."""
     spent = Spent(elapsed=store.get_meta("elapsed", 0.0))
     for e in store.events("call"):
-        usage = Usage(e["input_tokens"], e["output_tokens"], e["cached_tokens"], e.get("cache_write_tokens", 0))
-        spent.add_call(e["role"], usage, e["cost"])
+        spent.add_call(e["role"], Usage.from_dict(e), e["cost"])
     spent.nodes = sum(1 for n in store.nodes() if n.parent is not None)
     spent.test_runs = len(store.events("test"))
     return spent
 
 
-def _overview(store: RunStore, workspace: Workspace, task: Task, config: RunConfig) -> str:
+def _overview(ctx: SearchContext, config: RunConfig) -> str:
     """The repository as the model first sees it: the file tree and a repo map focused on the issue.
     Kept in the store, so every prompt of the run, resumed or not, shares the same cached prefix."""
-    if (saved := store.get_meta("overview")) is not None:
+    if (saved := ctx.store.get_meta("overview")) is not None:
         return saved
     from treefix.tools.repo_map import RepoMap
 
-    text = workspace.overview()
+    text = ctx.workspace.overview()
     if config.map_tokens > 0:
-        with workspace.worktree() as wt:
-            repo_map = RepoMap(wt, cache_dir=workspace.root / ".treefix" / "cache")
-            files, idents = repo_map.focus_from_text(task.problem_statement)
+        with ctx.workspace.worktree() as wt:
+            repo_map = RepoMap(wt, cache_dir=ctx.map_cache)
+            files, idents = repo_map.focus_from_text(ctx.task.problem_statement)
             rendered = repo_map.render(config.map_tokens, files, idents)
         if rendered:
             text += "\n\n# Repository map (most relevant first)\n" + rendered
-    store.set_meta("overview", text)
+    ctx.store.set_meta("overview", text)
     return text
 
 
@@ -329,10 +329,7 @@ def call_recorder(store: RunStore, budget: Budget, emit: EventSink) -> CallListe
     def on_call(role: str, completion: Completion | None, error: str) -> None:
         u = completion.usage if completion else Usage()
         cost = (completion.cost or 0.0) if completion else 0.0
-        store.event(
-            "call", role=role, input_tokens=u.input_tokens, output_tokens=u.output_tokens,
-            cached_tokens=u.cached_tokens, cache_write_tokens=u.cache_write_tokens, cost=cost, error=error,
-        )
+        store.event("call", role=role, **u.to_dict(), cost=cost, error=error)
         emit("call", {"role": role, "cost": cost, "total_cost": budget.spent.cost, "turns": budget.spent.turns})
 
     return on_call

@@ -11,11 +11,10 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from treefix.agent.tree import Node, NodeStatus
+from treefix.agent.tree import Node
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -113,10 +112,6 @@ class RunStore:
 
     def nodes(self) -> list[Node]:
         return sorted(self._nodes.values(), key=lambda n: n.seq)
-
-    def pending(self) -> Iterator[Node]:
-        """Nodes made but not yet backed up: what a resumed run must finish first."""
-        return (n for n in self.nodes() if n.status not in (NodeStatus.DONE,) and n.parent is not None)
 
     # ---- events -------------------------------------------------------------------------
     def event(self, kind: str, **data: Any) -> None:

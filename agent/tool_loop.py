@@ -38,10 +38,13 @@ def tool_specs() -> list[ToolSpec]:
 TOOL_SPECS: list[ToolSpec] = tool_specs()
 
 
-def run_tool_loop(call: Call, messages: list[Message], root: Path, turns: int) -> tuple[str, list[Message]]:
-    """(final answer text, the conversation including every tool call and result)."""
+def run_tool_loop(
+    call: Call, messages: list[Message], root: Path, turns: int, cache_dir: Path | None = None
+) -> tuple[str, list[Message]]:
+    """(final answer text, the conversation including every tool call and result). `cache_dir`:
+    where the repository index is kept (the run's, so every plan and the overview share one)."""
     messages = list(messages)
-    tools = Toolbox(root)
+    tools = Toolbox(root, cache_dir)
     for _ in range(max(turns, 0)):
         reply = call(messages, TOOL_SPECS)
         messages.append(Message("assistant", reply.text, tool_calls=reply.tool_calls or None))
@@ -59,8 +62,9 @@ def run_tool_loop(call: Call, messages: list[Message], root: Path, turns: int) -
 class Toolbox:
     """Runs tool calls; every failure becomes a message the model can act on, never an exception."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, cache_dir: Path | None = None) -> None:
         self.root = root.resolve()
+        self.cache_dir = cache_dir
         self._map: RepoMap | None = None
 
     def run(self, tc: ToolCall) -> str:
@@ -82,7 +86,7 @@ class Toolbox:
 
     def repo_map(self) -> RepoMap:
         if self._map is None:
-            self._map = RepoMap(self.root)
+            self._map = RepoMap(self.root, self.cache_dir)
             self._map.refresh()
         return self._map
 

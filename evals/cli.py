@@ -124,7 +124,7 @@ def eval_(
     ] = False,
 ) -> None:
     """Grade predictions: apply each patch, add the hidden tests, run them (report.json like the official harness)."""
-    from treefix.evals.commands import eval_command
+    from treefix.evals.grading import eval_command
 
     raise typer.Exit(
         eval_command(

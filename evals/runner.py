@@ -155,7 +155,7 @@ def build_item(inst: Instance, opts: BatchOptions, config: RunConfig) -> WorkIte
 def cache_dir(opts: BatchOptions) -> Path:
     if opts.cache_dir:
         return opts.cache_dir.resolve()
-    from treefix.evals.commands import default_cache_dir  # shared with `swebench eval`: one venv per code
+    from treefix.evals.grading import default_cache_dir  # shared with `swebench eval`: one venv per code
 
     return default_cache_dir().resolve()
 
@@ -218,10 +218,11 @@ def run_batch(opts: BatchOptions, console: Console | None = None) -> BatchResult
         raise ConfigError(f"{e}; pick another -o folder") from None
     todo = [i for i in selected if opts.redo_existing or not state.finished(i.instance_id)]
     # A local pool starts first: its modules load in the fork server while the parent loads its own.
+    # The settings first: reading them loads .env into the environment the workers inherit.
+    config = opts.run_config()
     early = todo and opts.executor == "local"
     executor = make_executor(opts.executor, opts.workers, opts.address) if early else None
     try:
-        config = opts.run_config()
         preflight(opts, config)
         if todo and executor is None:
             executor = make_executor(opts.executor, opts.workers, opts.address)

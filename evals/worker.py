@@ -95,10 +95,6 @@ class WorkResult:
     traceback: str | None = None
     wall_time: float = 0.0
 
-    @property
-    def errored(self) -> bool:
-        return self.exit_status.startswith(ERROR)
-
 
 def error_result(iid: str, error: str, tb: str | None = None, wall_time: float = 0.0) -> WorkResult:
     return WorkResult(

@@ -174,7 +174,7 @@ def _cassette(path: Path, issue: str, bad: str, good: str) -> None:
 
 def treefix(*args: str, **kw) -> subprocess.CompletedProcess[str]:
     """Run the CLI as users do, in a subprocess."""
-    cmd = [sys.executable, "-c", "from agent.cli import main; main()", *args]
+    cmd = [sys.executable, "-c", "from treefix.agent.cli import main; main()", *args]
     return subprocess.run(cmd, capture_output=True, text=True, **kw)
 
 

@@ -33,3 +33,12 @@ def test_unknown_key_and_bad_value_are_clear_errors(tmp_path):
         build_config(["limits.cost_limit=lots"], {})
     with pytest.raises(ConfigError, match="neither a file nor"):
         build_config([str(tmp_path / "missing.yaml")], {})
+
+
+def test_policy_defaults_are_the_lowest_source():
+    """The offline policy prefers wider nodes; an explicit value, even the general default, still wins."""
+    assert build_config([], {}).resolved().max_children == 16  # -m offline is the default model
+    assert build_config(["max_children=5"], {}).resolved().max_children == 5
+    assert build_config(["model=openai/gpt-4o-mini"], {}).resolved().max_children == 5
+    weights = build_config([], {}).weights()
+    assert (weights.execution, weights.critic) == (0.0, 1.0)

@@ -11,8 +11,8 @@ from test_environment import GOLD, TEST_PATCH
 from typer.testing import CliRunner
 
 from treefix.evals.cli import app
-from treefix.evals.commands import eval_command, load_predictions
 from treefix.evals.dataset import Instance
+from treefix.evals.grading import eval_command, load_predictions
 from treefix.evals.harness import HarnessError, evaluate, grade, needs_official_harness
 from treefix.tools.diffs import patch_paths
 

@@ -74,7 +74,7 @@ def _wait_for_preds(out: Path, proc: subprocess.Popen, n: int, timeout: float = 
 
 
 def _popen(args: list[str]) -> subprocess.Popen:
-    cmd = [sys.executable, "-c", "from agent.cli import main; main()", *args]
+    cmd = [sys.executable, "-c", "from treefix.agent.cli import main; main()", *args]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -259,7 +259,7 @@ def test_an_instance_killed_mid_search_is_resumed_not_redone(data, tmp_path):
     ]
     db = out / "mathx-1" / "run" / "run.sqlite"
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from agent.cli import main; main()", *args],
+        [sys.executable, "-c", "from treefix.agent.cli import main; main()", *args],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
     deadline = time.time() + 120
@@ -279,3 +279,48 @@ def test_an_instance_killed_mid_search_is_resumed_not_redone(data, tmp_path):
     after = node_ids(db)
     assert after[: len(before)] == before and len(after) == 10 + 1  # every node kept; the budget is the run's
     assert "resumed the run" in (out / "mathx-1" / "worker.log").read_text()
+
+
+def _clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """No provider key, and a user config folder of the test's own."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENAI_BASE_URL")}
+    return {**env, "TREEFIX_CONFIG_DIR": str(tmp_path / "cfg"), **extra}
+
+
+def _summary(out: Path, iid: str = "mathx-1") -> dict:
+    return json.loads((out / iid / "summary.json").read_text())
+
+
+def test_swebench_run_reads_c_sources_like_fix(data, tmp_path):
+    out = tmp_path / "out"
+    args = data.run_args(out, "-i", "mathx-1", "-c", "search=greedy", "-c", "limits.max_depth=3")
+    res = treefix("swebench", "run", *args, env=_clean_env(tmp_path))
+    assert res.returncode == 0, res.stderr
+    summary = _summary(out)
+    assert (summary["search"], summary["limits"]["max_depth"]) == ("greedy", 3)
+    assert summary["limits"]["max_nodes"] == 6  # the typed --max-nodes still wins
+
+
+def test_swebench_run_reads_the_user_config_file_like_fix(data, tmp_path):
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "cfg" / "config.toml").write_text("[limits]\nmax_depth = 4\nmax_turns = 77\n")
+    out = tmp_path / "out"
+    res = treefix("swebench", "run", *data.run_args(out, "-i", "mathx-1"), env=_clean_env(tmp_path))
+    assert res.returncode == 0, res.stderr
+    assert (_summary(out)["limits"]["max_depth"], _summary(out)["limits"]["max_turns"]) == (4, 77)
+
+
+def test_swebench_run_reads_dotenv_like_fix(data, tmp_path):
+    """The key in ./.env is found: the run gets past the key check (and stops at its tiny cost limit)."""
+    work = tmp_path / "here"
+    work.mkdir()
+    args = [
+        "--dataset", str(data.dataset), "-o", str(tmp_path / "out"), "--cache-dir", str(data.cache),
+        "-i", "mathx-1", "-m", "openai/gpt-4o-mini", "-l", "0.000001",
+    ]  # fmt: skip
+    res = treefix("swebench", "run", *args, cwd=work, env=_clean_env(tmp_path))
+    assert res.returncode == 2 and "OPENAI_API_KEY" in res.stderr and ".env" in res.stderr  # no key anywhere
+    (work / ".env").write_text("OPENAI_API_KEY=sk-test-from-dotenv-0123456789\n")
+    res = treefix("swebench", "run", *args, cwd=work, env=_clean_env(tmp_path))
+    assert res.returncode == 0, res.stderr
+    assert _summary(tmp_path / "out")["exit_status"] == "limit:cost"  # no call made: the limit is too small

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Protocol, runtime_checkable
 
 
@@ -67,12 +67,15 @@ class Usage:
         return self.input_tokens + self.output_tokens
 
     def __add__(self, other: Usage) -> Usage:
-        return Usage(
-            self.input_tokens + other.input_tokens,
-            self.output_tokens + other.output_tokens,
-            self.cached_tokens + other.cached_tokens,
-            self.cache_write_tokens + other.cache_write_tokens,
-        )
+        return Usage(**{k: v + getattr(other, k) for k, v in self.to_dict().items()})
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Usage:
+        """From a stored record that may hold other keys too (a call event); missing counts are 0."""
+        return cls(**{f.name: int(d.get(f.name) or 0) for f in fields(cls)})
 
 
 @dataclass
@@ -88,7 +91,7 @@ class Completion:
         return {
             "text": self.text,
             "tool_calls": [asdict(t) for t in self.tool_calls],
-            "usage": asdict(self.usage),
+            "usage": self.usage.to_dict(),
             "cost": self.cost,
             "finish_reason": self.finish_reason,
             "model": self.model,
@@ -99,7 +102,7 @@ class Completion:
         return cls(
             text=d.get("text") or "",
             tool_calls=[ToolCall(**t) for t in d.get("tool_calls") or []],
-            usage=Usage(**(d.get("usage") or {})),
+            usage=Usage.from_dict(d.get("usage") or {}),
             cost=d.get("cost"),
             finish_reason=d.get("finish_reason") or "stop",
             model=d.get("model") or "",

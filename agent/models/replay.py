@@ -62,10 +62,6 @@ class ReplayModel:
                         return Completion(c.text, list(c.tool_calls), c.usage, 0.0, c.finish_reason, c.model)
         raise ModelError(f"cassette has no unused reply for a {role or 'model'} request")
 
-    @property
-    def remaining(self) -> int:
-        return self._used.count(False)
-
 
 class RecordingModel:
     """Wraps any model and appends every completion to a cassette as it arrives."""

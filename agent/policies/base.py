@@ -4,6 +4,7 @@ them; ValueWeights mix the critic's score with the execution score into a node's
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from treefix.agent.tree import Judgement, Node, NodeKind, NodeStatus
@@ -41,6 +42,11 @@ class SearchContext:
     params: SearchParams
     caller: Caller | None = None  # None for the offline policy
     overview: str = ""
+
+    @property
+    def map_cache(self) -> Path:
+        """The run's one repository-index cache: the overview and every plan's tool loop share it."""
+        return self.workspace.root / ".treefix" / "cache"
 
     def siblings(self, node: Node) -> list[Node]:
         return [n for n in self.store.children(node.parent) if n.id != node.id] if node.parent else []

@@ -35,7 +35,11 @@ class LLMPolicy:
         messages = shared_prefix(ctx) + [Message("user", prompt)]
         with ctx.workspace.worktree() as base_tree:  # tools read the base, never the user's checkout
             text, _ = run_tool_loop(
-                lambda msgs, tools: caller("plan", msgs, tools or None, usage=usage), messages, base_tree, turns
+                lambda msgs, tools: caller("plan", msgs, tools or None, usage=usage),
+                messages,
+                base_tree,
+                turns,
+                ctx.map_cache,
             )
         return Candidate(title=_title(text), content=text, usage=usage)
 

@@ -62,10 +62,8 @@ class Proposal:
 
 class OfflinePolicy:
     name = "offline"
-    # The fix is usually among a top-ranked line's operators, rarely at a low-ranked line: keep the
-    # default slow widening at the root but let a line try many operators. Values come from
-    # OfflineCritic alone (it is execution-based already).
-    preferred_params = {"max_children": 16, "exec_weight": 0.0, "critic_weight": 1.0}
+    # Its search settings (many operators per line, values from OfflineCritic alone) are the
+    # policy defaults in agent/config.py: the lowest source, so a user's explicit value wins.
 
     def __init__(self) -> None:
         self._lock = threading.RLock()

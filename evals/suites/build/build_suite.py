@@ -1,7 +1,7 @@
 """Build the bundled suite from `tasks.py`: inject each bug into the pristine sdist, derive the
 diffs, and compute FAIL_TO_PASS / PASS_TO_PASS by running the tests on the base and on the fix.
 
-    python -m evals.suites.build.build_suite [--cache-dir DIR] [--only ID ...]
+    python -m treefix.evals.suites.build.build_suite [--cache-dir DIR] [--only ID ...]
 
 Writes evals/suites/all.jsonl and evals/suites/smoke.jsonl. Needs the package index (sdists and
 the packages' test dependencies); later runs reuse the cache.

@@ -1,4 +1,4 @@
-"""`treefix swebench eval` without the CLI framework: the CLI owner wires these into typer."""
+"""`treefix swebench eval`: grade predictions (gold, empty or a file) and write SWE-bench's report; no CLI framework here."""
 
 from __future__ import annotations
 
