@@ -1,4 +1,8 @@
-"""Run commands with a timeout, bounded output and no stray processes left behind."""
+"""Run commands with a timeout, bounded output, a minimal environment and no stray processes left behind.
+
+Every command gets `sandbox_env`'s environment (no provider keys, an empty private HOME) and its
+output is scrubbed of secrets. BubblewrapSandbox also confines it: see `tools/confine.py`.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +14,16 @@ import signal
 import subprocess
 import tempfile
 import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
+
+from treefix.tools.confine import hidden_paths, shown_paths
+from treefix.tools.secrets import scrub
+from treefix.tools.testenv import sandbox_env
 
 HEAD_LIMIT = 20_000
 TAIL_LIMIT = 20_000
@@ -119,23 +130,25 @@ class SubprocessSandbox:
     def run(
         self, cmd: str | list[str], cwd: Path, timeout: float, env: dict[str, str] | None = None
     ) -> RunResult:
+        """Run `cmd` in `cwd` with the minimal environment plus `env` (the task's own variables)."""
         cwd = Path(cwd).resolve()
         start = time.monotonic()
-        proc = subprocess.Popen(
-            self.argv(cmd, cwd, env),
-            cwd=cwd,
-            env={**os.environ, **(env or {})},
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        capture = _Capture(self.head, self.tail)
-        timed_out = self._pump(proc, capture, start + timeout)
-        exit_code = proc.wait()
-        return RunResult(
-            None if timed_out else exit_code, capture.text(), timed_out, time.monotonic() - start
-        )
+        with _private_home() as home:
+            full_env = sandbox_env(env, str(home))
+            proc = subprocess.Popen(
+                self.argv(cmd, cwd, full_env),
+                cwd=cwd,
+                env=full_env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            capture = _Capture(self.head, self.tail)
+            timed_out = self._pump(proc, capture, start + timeout)
+            exit_code = proc.wait()
+        output = scrub(capture.text())  # a secret the command found anyway is not stored
+        return RunResult(None if timed_out else exit_code, output, timed_out, time.monotonic() - start)
 
     def _pump(self, proc: subprocess.Popen, capture: _Capture, deadline: float) -> bool:
         """Read output until the command ends; returns True when the deadline killed it."""
@@ -183,8 +196,19 @@ class SubprocessSandbox:
             capture.add(data)
 
 
+@contextmanager
+def _private_home() -> Iterator[Path]:
+    """An empty HOME for one command, so `~/.ssh`, `~/.netrc` and tool configs are not where it looks."""
+    home = Path(tempfile.mkdtemp(prefix="home-", dir=scratch_root()))
+    try:
+        yield home
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
 class BubblewrapSandbox(SubprocessSandbox):
-    """bwrap: read-only system, writable cwd and scratch folder, private /tmp, no network."""
+    """bwrap: read-only system, homes and secrets hidden, writable cwd and scratch folder, private
+    /tmp, own process namespace (the caller's /proc is out of sight), no capabilities, no network."""
 
     def __init__(self, network: bool = False, **limits: float):
         super().__init__(**limits)  # type: ignore[arg-type]
@@ -192,24 +216,26 @@ class BubblewrapSandbox(SubprocessSandbox):
 
     def argv(self, cmd: str | list[str], cwd: Path, env: dict[str, str] | None = None) -> list[str]:
         scratch = str(scratch_root())
+        hidden = hidden_paths(cwd)
         wrap = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
-        for path in _tmp_paths_in(env or {}):  # a venv under /tmp must stay visible, read-only
-            wrap += ["--ro-bind", path, path]
-        wrap += ["--bind", scratch, scratch, "--bind", str(cwd), str(cwd), "--chdir", str(cwd)]
-        wrap += ["--die-with-parent"] + ([] if self.network else ["--unshare-net"])
+        for path in _outermost([p for p in hidden if not p.is_relative_to("/tmp")]):
+            wrap += ["--tmpfs", str(path)]
+        wrap += ["--bind", scratch, scratch]
+        for path in shown_paths(cwd, env or {}, cmd, hidden):  # after scratch: a plugin there stays read-only
+            wrap += ["--ro-bind", str(path), str(path)]
+        wrap += ["--bind", str(cwd), str(cwd), "--chdir", str(cwd)]
+        wrap += ["--unshare-pid", "--unshare-ipc", "--die-with-parent"]
+        wrap += [] if self.network else ["--unshare-net"]
+        wrap += ["--cap-drop", "ALL"] if os.geteuid() == 0 else []  # root could unmount what hides homes
         return wrap + ["--", *super().argv(cmd, cwd)]
 
 
-def _tmp_paths_in(env: dict[str, str]) -> list[str]:
-    """Existing folders under /tmp that the command's environment points at (VIRTUAL_ENV, PATH)."""
-    candidates = [env.get("VIRTUAL_ENV", ""), *env.get("PATH", "").split(os.pathsep)]
-    tmp = Path("/tmp")
-    found = []
-    for c in candidates:
-        p = Path(c) if c else None
-        if p and p.is_absolute() and p.is_dir() and p.resolve().is_relative_to(tmp) and str(p) not in found:
-            found.append(str(p))
-    return found
+def _outermost(paths: list[Path]) -> list[Path]:
+    kept: list[Path] = []
+    for p in sorted(paths, key=lambda p: len(p.parts)):
+        if not any(p.is_relative_to(k) for k in kept):
+            kept.append(p)
+    return kept
 
 
 @functools.cache
@@ -221,5 +247,21 @@ def bwrap_works(network: bool = False) -> bool:
     return probe.exit_code == 0
 
 
+UNCONFINED = (
+    "bubblewrap (bwrap) is not available: tests run unconfined. They get no provider keys and an "
+    "empty HOME, but can read your files, write outside the worktree and use the network; "
+    "install bubblewrap to contain them"
+)
+
+
+@functools.cache
+def _say_unconfined() -> None:
+    warnings.warn(UNCONFINED, stacklevel=3)
+
+
 def default_sandbox(network: bool = False) -> Sandbox:
-    return BubblewrapSandbox(network=network) if bwrap_works(network) else SubprocessSandbox()
+    """bubblewrap when it works here; else the plain fallback, said once per process (= per run)."""
+    if bwrap_works(network):
+        return BubblewrapSandbox(network=network)
+    _say_unconfined()
+    return SubprocessSandbox()
