@@ -14,6 +14,7 @@ import signal
 import subprocess
 import tempfile
 import time
+import uuid
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,6 +29,8 @@ from treefix.tools.testenv import sandbox_env
 HEAD_LIMIT = 20_000
 TAIL_LIMIT = 20_000
 KILL_GRACE = 2.0
+MAX_OUTPUT = 256 * 2**20  # bytes read before a command that only prints is stopped
+MARKER = "TREEFIX_SANDBOX"  # in every command's environment: finds processes that left its group
 
 
 @dataclass
@@ -36,6 +39,14 @@ class RunResult:
     output: str  # stdout and stderr interleaved, cut to head + tail
     timed_out: bool
     duration: float
+    output_limited: bool = False  # stopped for printing more than the sandbox's max_output
+
+    @property
+    def stopped(self) -> str:
+        """Why the sandbox stopped the command, in words; empty when it ended by itself."""
+        if self.timed_out:
+            return f"timed out after {self.duration:.0f}s"
+        return "stopped: it printed more than the output limit" if self.output_limited else ""
 
     @property
     def ok(self) -> bool:
@@ -67,8 +78,11 @@ class _Capture:
         self.head = bytearray()
         self.tail = bytearray()
         self.cut = 0
+        self.total = 0
+        self.notes: list[str] = []
 
     def add(self, data: bytes) -> None:
+        self.total += len(data)
         room = self.head_limit - len(self.head)
         if room > 0:
             self.head += data[:room]
@@ -79,12 +93,16 @@ class _Capture:
             del self.tail[:excess]
             self.cut += excess
 
+    def note(self, line: str) -> None:
+        self.notes.append(line)
+
     def text(self) -> str:
         head = self.head.decode(errors="replace")
         tail = self.tail.decode(errors="replace")
-        if not self.cut:
-            return head + tail
-        return f"{head}\n[... {self.cut} bytes cut ...]\n{tail}"
+        text = head + tail if not self.cut else f"{head}\n[... {self.cut} bytes cut ...]\n{tail}"
+        for line in self.notes:
+            text += ("\n" if text and not text.endswith("\n") else "") + line + "\n"
+        return text
 
 
 def shorten(text: str, head: int, tail: int) -> str:
@@ -100,6 +118,24 @@ def _exited(pid: int) -> bool:
         return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
     except ChildProcessError:
         return True
+
+
+def _sweep(marker: str, rounds: int = 50) -> None:
+    """SIGKILL every process whose environment carries `marker` (those that called setsid, a fork
+    bomb's offspring), until none is left. Inside bubblewrap the process namespace already did it."""
+    needle = f"{MARKER}={marker}\0".encode()
+    for _ in range(rounds):
+        found = False
+        for proc in Path("/proc").glob("[0-9]*"):
+            try:
+                if needle in (proc / "environ").read_bytes():
+                    os.kill(int(proc.name), signal.SIGKILL)
+                    found = True
+            except (OSError, ValueError):  # gone, or not ours to read
+                continue
+        if not found:
+            return
+        time.sleep(0.02)
 
 
 def _signal_group(pid: int, sig: int) -> None:
@@ -121,8 +157,14 @@ def _kill_group(pid: int, grace: float) -> None:
 class SubprocessSandbox:
     """Plain subprocess in its own session; the process group is the unit that gets killed."""
 
-    def __init__(self, head: int = HEAD_LIMIT, tail: int = TAIL_LIMIT, grace: float = KILL_GRACE):
-        self.head, self.tail, self.grace = head, tail, grace
+    def __init__(
+        self,
+        head: int = HEAD_LIMIT,
+        tail: int = TAIL_LIMIT,
+        grace: float = KILL_GRACE,
+        max_output: int = MAX_OUTPUT,
+    ):
+        self.head, self.tail, self.grace, self.max_output = head, tail, grace, max_output
 
     def argv(self, cmd: str | list[str], cwd: Path, env: dict[str, str] | None = None) -> list[str]:
         return ["bash", "-c", cmd] if isinstance(cmd, str) else list(cmd)
@@ -133,8 +175,9 @@ class SubprocessSandbox:
         """Run `cmd` in `cwd` with the minimal environment plus `env` (the task's own variables)."""
         cwd = Path(cwd).resolve()
         start = time.monotonic()
+        marker = uuid.uuid4().hex
         with _private_home() as home:
-            full_env = sandbox_env(env, str(home))
+            full_env = {**sandbox_env(env, str(home)), MARKER: marker}
             proc = subprocess.Popen(
                 self.argv(cmd, cwd, full_env),
                 cwd=cwd,
@@ -145,13 +188,22 @@ class SubprocessSandbox:
                 start_new_session=True,
             )
             capture = _Capture(self.head, self.tail)
-            timed_out = self._pump(proc, capture, start + timeout)
+            stop = self._pump(proc, capture, start + timeout)
             exit_code = proc.wait()
+            _sweep(marker)  # setsid'd children escape the group kill
+        if stop == "output":
+            capture.note(f"[treefix: stopped after {capture.total // 2**20} MB of output]")
         output = scrub(capture.text())  # a secret the command found anyway is not stored
-        return RunResult(None if timed_out else exit_code, output, timed_out, time.monotonic() - start)
+        return RunResult(
+            exit_code if stop is None else None,
+            output,
+            stop == "timeout",
+            time.monotonic() - start,
+            stop == "output",
+        )
 
-    def _pump(self, proc: subprocess.Popen, capture: _Capture, deadline: float) -> bool:
-        """Read output until the command ends; returns True when the deadline killed it."""
+    def _pump(self, proc: subprocess.Popen, capture: _Capture, deadline: float) -> str | None:
+        """Read output until the command ends; returns why it was killed ("timeout", "output"), if it was."""
         assert proc.stdout is not None
         fd = proc.stdout.fileno()
         sel = selectors.DefaultSelector()
@@ -160,18 +212,18 @@ class SubprocessSandbox:
         try:
             while True:
                 now = time.monotonic()
-                if now >= deadline:
+                if now >= deadline or capture.total > self.max_output:
                     _kill_group(proc.pid, self.grace)
-                    if is_open:
+                    if is_open and now >= deadline:
                         self._drain(sel, fd, capture, self.grace)
-                    return True
+                    return "timeout" if now >= deadline else "output"
                 if _exited(proc.pid):
                     # The command is over: background children go with it. What they already
                     # wrote stays readable in the pipe.
                     _signal_group(proc.pid, signal.SIGKILL)
                     if is_open:
                         self._drain(sel, fd, capture, self.grace)
-                    return False
+                    return None
                 wait = min(0.05, deadline - now)
                 if not is_open:
                     time.sleep(wait)
