@@ -135,3 +135,38 @@ def test_bubblewrap_keeps_a_venv_under_tmp_visible(tmp_path):
     assert "visible" in result.output
     assert not (venv / "x").exists()  # read-only inside the sandbox
     shutil.rmtree(venv)
+
+
+# --- abuse: a command that forks without end, prints without end, or never returns ------------
+
+
+def test_printing_without_end_is_stopped_and_said(sandbox, tmp_path):
+    sandbox.max_output = 8 * 2**20
+    result = sandbox.run("echo first; yes", tmp_path, timeout=60)
+    assert result.output_limited and not result.timed_out and result.exit_code is None
+    assert result.duration < 30  # stopped by the output limit, long before the timeout
+    assert result.output.startswith("first\n") and result.output.endswith("MB of output]\n")
+    assert "stopped" in result.stopped and len(result.output) < 41_000
+
+
+def test_processes_that_leave_the_group_are_killed_too(sandbox, tmp_path):
+    marker = f"tfx-bomb-{uuid.uuid4().hex}"
+    # setsid puts each child in its own session: a process-group kill alone would miss them all.
+    cmd = f"for i in $(seq 200); do setsid bash -c 'exec -a {marker} sleep 100' & done; echo spawned"
+    result = sandbox.run(cmd, tmp_path, timeout=30)
+    assert result.exit_code == 0 and "spawned" in result.output
+    assert not running(marker)
+
+
+def test_forking_without_end_is_contained_by_the_timeout(sandbox, tmp_path):
+    marker = f"tfx-fork-{uuid.uuid4().hex}"
+    # Fork as fast as it can, each child escaping the group, until the deadline (a bounded fork bomb).
+    cmd = f"while true; do setsid bash -c 'exec -a {marker} sleep 100' & done"
+    result = sandbox.run(cmd, tmp_path, timeout=1)
+    assert result.timed_out and result.stopped.startswith("timed out")
+    assert not running(marker)
+
+
+def test_sleeping_forever_is_stopped_at_the_deadline(sandbox, tmp_path):
+    result = sandbox.run("echo waiting; sleep infinity", tmp_path, timeout=0.5)
+    assert result.timed_out and result.output == "waiting\n" and result.duration < 4
