@@ -13,6 +13,7 @@ from conftest import make_repo
 
 from treefix.tools.confine import RUNTIME_PARTS
 from treefix.tools.sandbox import UNCONFINED, BubblewrapSandbox, SubprocessSandbox, bwrap_works, scratch_root
+from treefix.tools.secrets import scrub, without_secrets
 
 KEY = "sk-probe-" + uuid.uuid4().hex  # shaped like a provider key, unique to this session
 SECRETS = {"OPENAI_API_KEY": KEY, "ANTHROPIC_API_KEY": "sk-ant-" + uuid.uuid4().hex, "GITHUB_TOKEN": "ghp_x" + uuid.uuid4().hex}
@@ -198,3 +199,11 @@ def test_a_probing_test_run_through_treefix_fix(confined, tmp_path, listener):
         assert (found["net"], found["proc_keys"], said) == (False, 0, 0)
     else:
         assert said == 1  # once per run, however many test runs it made
+
+
+def test_helpers_that_need_the_environment_get_it_without_secrets(secrets, monkeypatch):
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "abcdefgh12345678")
+    kept = without_secrets()
+    assert "PATH" in kept and not {*SECRETS, "AWS_SECRET_ACCESS_KEY"} & set(kept)
+    text = f"{SECRETS['ANTHROPIC_API_KEY']} abcdefgh12345678 https://me:hunter22@proxy:8080/x short"
+    assert scrub(text) == "*** *** https://***@proxy:8080/x short"

@@ -36,3 +36,9 @@ def scrub(text: str, environ: Mapping[str, str] | None = None) -> str:
         text = text.replace(value, "***")
     text = _URL_USERINFO.sub(r"\1***@", text)
     return _SECRET_SHAPE.sub("***", text)
+
+
+def without_secrets(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """`environ` minus secret-looking variables: for helpers that need the rest (git, a venv's setup)."""
+    environ = os.environ if environ is None else environ
+    return {k: v for k, v in environ.items() if not is_secret_name(k)}
