@@ -23,7 +23,8 @@ RUNTIME_PARTS = ("bin", "shims", "lib", "lib64", "libexec", "versions", "version
 
 
 def _under(path: Path, roots: Iterable[Path]) -> bool:
-    return any(path == r or path.is_relative_to(r) for r in roots)
+    p = str(path)  # strings: pathlib's is_relative_to costs more than the rest of a sandbox's setup
+    return any(p == r or p.startswith(r.rstrip("/") + "/") for r in map(str, roots))
 
 
 def checkout_of(cwd: Path) -> tuple[Path, Path] | None:
@@ -113,9 +114,7 @@ def shown_paths(cwd: Path, env: Mapping[str, str], cmd: str | list[str], hidden:
                 candidates.append(home / "bin")
             if p.is_dir() and p.name in BIN_NAMES:
                 # A venv's python is a link into its base interpreter (pyenv, uv, conda).
-                candidates += [
-                    e.resolve() for e in p.iterdir() if e.name.startswith("python") and e.is_symlink()
-                ]
+                candidates += [e.resolve() for e in (p / "python", p / "python3") if e.is_symlink()]
             if _under(p, covered):
                 wanted += _runtime(prefix) if prefix else [p]
     outer = sorted({w for w in wanted if _under(w, covered) and w not in covered}, key=lambda w: len(w.parts))

@@ -122,7 +122,7 @@ def _exited(pid: int) -> bool:
 
 def _sweep(marker: str, rounds: int = 50) -> None:
     """SIGKILL every process whose environment carries `marker` (those that called setsid, a fork
-    bomb's offspring), until none is left. Inside bubblewrap the process namespace already did it."""
+    bomb's offspring), until none is left."""
     needle = f"{MARKER}={marker}\0".encode()
     for _ in range(rounds):
         found = False
@@ -157,6 +157,8 @@ def _kill_group(pid: int, grace: float) -> None:
 class SubprocessSandbox:
     """Plain subprocess in its own session; the process group is the unit that gets killed."""
 
+    sweeps = True  # look for processes that left the group (setsid) after each command
+
     def __init__(
         self,
         head: int = HEAD_LIMIT,
@@ -190,7 +192,8 @@ class SubprocessSandbox:
             capture = _Capture(self.head, self.tail)
             stop = self._pump(proc, capture, start + timeout)
             exit_code = proc.wait()
-            _sweep(marker)  # setsid'd children escape the group kill
+            if self.sweeps:
+                _sweep(marker)  # setsid'd children escape the group kill
         if stop == "output":
             capture.note(f"[treefix: stopped after {capture.total // 2**20} MB of output]")
         output = scrub(capture.text())  # a secret the command found anyway is not stored
@@ -261,6 +264,8 @@ def _private_home() -> Iterator[Path]:
 class BubblewrapSandbox(SubprocessSandbox):
     """bwrap: read-only system, homes and secrets hidden, writable cwd and scratch folder, private
     /tmp, own process namespace (the caller's /proc is out of sight), no capabilities, no network."""
+
+    sweeps = False  # the process namespace dies with the command, and every process in it
 
     def __init__(self, network: bool = False, **limits: float):
         super().__init__(**limits)  # type: ignore[arg-type]
