@@ -57,7 +57,8 @@ def evaluate(ctx: SearchContext, node: Node) -> ExecResult | None:
         errors=report.errors,
         skipped=report.skipped,
         exit_code=run.exit_code,
-        timed_out=run.timed_out,
+        timed_out=run.timed_out or run.output_limited,  # cut short either way: never verified
         output=shorten(run.output, OUTPUT_HEAD, OUTPUT_TAIL),
         tests=report.tests,
+        message=run.stopped,
     )

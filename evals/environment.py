@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from treefix.evals.dataset import Instance, Source
+from treefix.tools.secrets import without_secrets
 
 DEFAULT_SETUP = ["pip install .", "pip install pytest"]
 # Fixed identity and dates make the base commit sha reproducible across machines and runs.
@@ -235,7 +236,7 @@ def ensure_venv(
                 cmd + (["--system-site-packages"] if system_site_packages else []), src, dict(os.environ), log
             )
             venv = Venv(root / "venv", tuple(instance.pythonpath or guess_import_dirs(src)))
-            env = {**os.environ, **venv.env(src)}
+            env = {**without_secrets(), **venv.env(src)}  # setup runs the package's own code: no keys
             env.pop("PYTHONPATH")  # setup installs from the source dir itself
             for step in setup:
                 _run_logged(step, src, env, log, shell=True)

@@ -25,9 +25,9 @@ from datetime import datetime
 from pathlib import Path
 
 from treefix.evals.dataset import Instance
-from treefix.evals.environment import EnvError, Venv, apply_patch, ensure_venv, git, prepare_base
+from treefix.evals.environment import EnvError, apply_patch, ensure_venv, git, prepare_base
 from treefix.tools.diffs import patch_paths
-from treefix.tools.sandbox import Sandbox, SubprocessSandbox, default_sandbox
+from treefix.tools.sandbox import Sandbox, default_sandbox
 from treefix.tools.testing import PASSED, run_tests
 
 RESOLVED, UNRESOLVED, EMPTY, ERROR = "resolved", "unresolved", "empty_patch", "error"
@@ -193,7 +193,7 @@ def _grade(
         return InstanceResult(iid, ERROR, patch_applied=True, error=error)
     cmd = test_command(inst)
     (log_dir / "eval.sh").write_text(f"cd {repo}\n{cmd}\n")
-    box = sandbox or sandbox_for(venv)
+    box = sandbox or default_sandbox()  # a venv under /tmp stays visible: its PATH is shown
     timeout = float(getattr(inst, "timeout", None) or DEFAULT_TIMEOUT)
     run, tests = run_tests(box, cmd, repo, timeout, venv.env(repo))
     (log_dir / "test_output.txt").write_text(run.output)
@@ -201,6 +201,8 @@ def _grade(
     result.patch_applied = True
     if run.timed_out:
         result.error = f"tests timed out after {timeout:.0f}s"
+    elif run.output_limited:
+        result.error = "tests stopped: they printed more than the output limit"
     return result
 
 
@@ -238,11 +240,6 @@ def reset_test_files(repo: Path, test_patch: str) -> None:
             (repo / path).unlink(missing_ok=True)
 
 
-def sandbox_for(venv: Venv) -> Sandbox:
-    # bubblewrap mounts a private /tmp, which would hide a venv cached under it.
-    if venv.path.resolve().is_relative_to(Path(tempfile.gettempdir()).resolve()):
-        return SubprocessSandbox()
-    return default_sandbox()
 
 
 def _official_instance_report(iid: str, r: InstanceResult, patch: str) -> dict:

@@ -1,7 +1,17 @@
 """Fault localisation: a real coverage run of a real repository's tests, ranked by Ochiai."""
 
+import json
 import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+from importlib import metadata
+from pathlib import Path
 
+import coverage
+import pytest
 from conftest import make_repo
 
 from treefix.agent.budget import Budget, Limits
@@ -14,6 +24,7 @@ from treefix.agent.policies.localise import (
     gather,
     is_test_file,
     ochiai,
+    plugin_dir,
 )
 from treefix.agent.select import SearchParams
 from treefix.agent.store import RunStore
@@ -43,6 +54,7 @@ FILES = {
     ),
 }
 TEST_CMD = "python -m pytest -q -p no:cacheprovider"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def context(tmp_path, test_cmd=TEST_CMD, env=None):
@@ -121,3 +133,46 @@ def test_outcomes_are_keyed_by_node_id_even_when_junit_paths_differ():
         "tests/test_a.py::T::test_x[1]": "failed",
         "test_b.py::test_y": "passed",
     }
+
+
+def test_the_plugin_folder_is_self_contained_inside_the_sandbox(tmp_path):
+    # A copy, not a link into treefix's environment, which the sandbox may hide (a venv under /tmp).
+    folder = plugin_dir()
+    assert (folder / "coverage").is_dir() and not (folder / "coverage").is_symlink()
+    # -S: no site-packages at all, so coverage can only come from the plugin folder.
+    code = f"import sys; sys.path.insert(0, {str(folder)!r}); import coverage; print(coverage.__file__)"
+    result = default_sandbox().run([sys.executable, "-S", "-c", code], tmp_path, timeout=30)
+    assert result.output.strip() == str(folder / "coverage" / "__init__.py"), result.output
+
+
+@pytest.mark.slow
+def test_offline_demo_with_treefix_installed_in_a_venv_under_tmp(tmp_path):
+    """The bundled example, fixed by a treefix whose own environment (and coverage) lives under /tmp,
+    which bubblewrap replaces with a private one."""
+    where = Path(tempfile.mkdtemp(prefix="treefix-venv-", dir="/tmp"))
+    try:
+        venv = where / "venv"
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", str(venv)], check=True)
+        pip = [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", "-q", "--no-deps"]
+        subprocess.run([*pip, "-e", str(ROOT)], check=True, capture_output=True)
+        site = subprocess.run(
+            [venv / "bin" / "python", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            check=True, capture_output=True, text=True,
+        ).stdout.strip()  # fmt: skip
+        dist = metadata.distribution("coverage")
+        for part in (Path(coverage.__file__).parent, Path(dist._path)):  # type: ignore[attr-defined]
+            shutil.copytree(part, Path(site) / part.name)  # treefix's own coverage, under /tmp
+        env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}  # run by path, not activated
+        env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"  # this interpreter's plugins cost seconds per test run
+        demo = tmp_path / "demo"
+        result = subprocess.run(
+            [venv / "bin" / "treefix", "demo", "--dir", str(demo), "-m", "offline"],
+            env=env, capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "verified" in result.stdout
+        (run_db,) = demo.glob(".treefix/runs/*/run.sqlite")
+        localised = [json.loads(d) for (d,) in sqlite3.connect(run_db).execute("SELECT data FROM events WHERE kind='localise'")]
+        assert localised and localised[0]["error"] == "" and localised[0]["tests"] > 0
+    finally:
+        shutil.rmtree(where, ignore_errors=True)

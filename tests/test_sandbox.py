@@ -3,6 +3,7 @@ import shutil
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -25,18 +26,26 @@ def sandbox(request):
     return request.param(grace=0.5)
 
 
-def alive(pid: int) -> bool:
-    """True while the process exists and is not a zombie (zombies may wait long for a reaper)."""
+def running(marker: str) -> bool:
+    """Does a live (not zombie) process carry `marker` in its command line? Waits up to 2 s for
+    it to go. Markers, not pids: inside bubblewrap's process namespace `$!` is not a host pid."""
     deadline = time.monotonic() + 2  # SIGKILL is delivered asynchronously
     while time.monotonic() < deadline:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except FileNotFoundError:
-            return False
-        if state in ("Z", "X"):
+        alive = False
+        for proc in Path("/proc").glob("[0-9]*"):
+            try:
+                if marker.encode() in (proc / "cmdline").read_bytes():
+                    alive = alive or (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] not in "ZX"
+            except (FileNotFoundError, ProcessLookupError, IndexError):
+                continue
+        if not alive:
             return False
         time.sleep(0.05)
     return True
+
+
+def marked_sleep(marker: str) -> str:
+    return f"(exec -a {marker} sleep 100)"
 
 
 def test_exit_code_and_combined_output(sandbox, tmp_path):
@@ -46,7 +55,7 @@ def test_exit_code_and_combined_output(sandbox, tmp_path):
     assert sandbox.run(["true"], tmp_path, timeout=10).exit_code == 0
 
 
-def test_env_is_merged_onto_os_environ(sandbox, tmp_path):
+def test_task_env_is_added_to_the_minimal_env(sandbox, tmp_path):
     result = sandbox.run('echo "$TREEFIX_X:${PATH:+has-path}"', tmp_path, timeout=10, env={"TREEFIX_X": "1"})
     assert result.output == "1:has-path\n"
 
@@ -58,26 +67,28 @@ def test_runs_in_cwd_and_can_write_there(sandbox, tmp_path):
 
 
 def test_timeout_kills_the_whole_process_tree(sandbox, tmp_path):
-    cmd = "sleep 100 & echo $! > child.pid; bash -c 'sleep 100 & echo $! > grandchild.pid; wait' & echo started; sleep 100"
+    child, grandchild = f"tfx-child-{uuid.uuid4().hex}", f"tfx-grandchild-{uuid.uuid4().hex}"
+    cmd = f"{marked_sleep(child)} & bash -c '{marked_sleep(grandchild)} & wait' & echo started; sleep 100"
     result = sandbox.run(cmd, tmp_path, timeout=1)
     assert result.timed_out and result.exit_code is None
     assert result.duration < 5
     assert "started" in result.output  # output before the kill is kept
-    for name in ("child.pid", "grandchild.pid"):
-        assert not alive(int((tmp_path / name).read_text()))
+    assert not running(child) and not running(grandchild)
 
 
 def test_sigterm_ignored_then_sigkill(sandbox, tmp_path):
-    result = sandbox.run("trap '' TERM; sleep 100 & echo $! > child.pid; wait", tmp_path, timeout=0.5)
+    child = f"tfx-child-{uuid.uuid4().hex}"
+    result = sandbox.run(f"trap '' TERM; {marked_sleep(child)} & wait", tmp_path, timeout=0.5)
     assert result.timed_out and result.duration < 4
-    assert not alive(int((tmp_path / "child.pid").read_text()))
+    assert not running(child)
 
 
 def test_background_children_do_not_outlive_the_command(sandbox, tmp_path):
-    result = sandbox.run("sleep 100 & echo $! > child.pid; echo done", tmp_path, timeout=10)
+    child = f"tfx-child-{uuid.uuid4().hex}"
+    result = sandbox.run(f"{marked_sleep(child)} & sleep 0.2; echo done", tmp_path, timeout=10)
     assert (result.exit_code, result.output, result.timed_out) == (0, "done\n", False)
     assert result.duration < 3
-    assert not alive(int((tmp_path / "child.pid").read_text()))
+    assert not running(child)
 
 
 def test_output_is_cut_to_head_and_tail(tmp_path):
@@ -124,3 +135,38 @@ def test_bubblewrap_keeps_a_venv_under_tmp_visible(tmp_path):
     assert "visible" in result.output
     assert not (venv / "x").exists()  # read-only inside the sandbox
     shutil.rmtree(venv)
+
+
+# --- abuse: a command that forks without end, prints without end, or never returns ------------
+
+
+def test_printing_without_end_is_stopped_and_said(sandbox, tmp_path):
+    sandbox.max_output = 8 * 2**20
+    result = sandbox.run("echo first; yes", tmp_path, timeout=60)
+    assert result.output_limited and not result.timed_out and result.exit_code is None
+    assert result.duration < 30  # stopped by the output limit, long before the timeout
+    assert result.output.startswith("first\n") and result.output.endswith("MB of output]\n")
+    assert "stopped" in result.stopped and len(result.output) < 41_000
+
+
+def test_processes_that_leave_the_group_are_killed_too(sandbox, tmp_path):
+    marker = f"tfx-bomb-{uuid.uuid4().hex}"
+    # setsid puts each child in its own session: a process-group kill alone would miss them all.
+    cmd = f"for i in $(seq 200); do setsid bash -c 'exec -a {marker} sleep 100' & done; echo spawned"
+    result = sandbox.run(cmd, tmp_path, timeout=30)
+    assert result.exit_code == 0 and "spawned" in result.output
+    assert not running(marker)
+
+
+def test_forking_without_end_is_contained_by_the_timeout(sandbox, tmp_path):
+    marker = f"tfx-fork-{uuid.uuid4().hex}"
+    # Fork as fast as it can, each child escaping the group, until the deadline (a bounded fork bomb).
+    cmd = f"while true; do setsid bash -c 'exec -a {marker} sleep 100' & done"
+    result = sandbox.run(cmd, tmp_path, timeout=1)
+    assert result.timed_out and result.stopped.startswith("timed out")
+    assert not running(marker)
+
+
+def test_sleeping_forever_is_stopped_at_the_deadline(sandbox, tmp_path):
+    result = sandbox.run("echo waiting; sleep infinity", tmp_path, timeout=0.5)
+    assert result.timed_out and result.output == "waiting\n" and result.duration < 4

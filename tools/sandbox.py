@@ -1,4 +1,8 @@
-"""Run commands with a timeout, bounded output and no stray processes left behind."""
+"""Run commands with a timeout, bounded output, a minimal environment and no stray processes left behind.
+
+Every command gets `sandbox_env`'s environment (no provider keys, an empty private HOME) and its
+output is scrubbed of secrets. BubblewrapSandbox also confines it: see `tools/confine.py`.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +14,23 @@ import signal
 import subprocess
 import tempfile
 import time
+import uuid
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from treefix.tools.confine import hidden_paths, shown_paths
+from treefix.tools.secrets import scrub
+from treefix.tools.testenv import sandbox_env
+
 HEAD_LIMIT = 20_000
 TAIL_LIMIT = 20_000
 KILL_GRACE = 2.0
+MAX_OUTPUT = 256 * 2**20  # bytes read before a command that only prints is stopped
+MARKER = "TREEFIX_SANDBOX"  # in every command's environment: finds processes that left its group
 
 
 @dataclass
@@ -25,6 +39,14 @@ class RunResult:
     output: str  # stdout and stderr interleaved, cut to head + tail
     timed_out: bool
     duration: float
+    output_limited: bool = False  # stopped for printing more than the sandbox's max_output
+
+    @property
+    def stopped(self) -> str:
+        """Why the sandbox stopped the command, in words; empty when it ended by itself."""
+        if self.timed_out:
+            return f"timed out after {self.duration:.0f}s"
+        return "stopped: it printed more than the output limit" if self.output_limited else ""
 
     @property
     def ok(self) -> bool:
@@ -56,8 +78,11 @@ class _Capture:
         self.head = bytearray()
         self.tail = bytearray()
         self.cut = 0
+        self.total = 0
+        self.notes: list[str] = []
 
     def add(self, data: bytes) -> None:
+        self.total += len(data)
         room = self.head_limit - len(self.head)
         if room > 0:
             self.head += data[:room]
@@ -68,12 +93,16 @@ class _Capture:
             del self.tail[:excess]
             self.cut += excess
 
+    def note(self, line: str) -> None:
+        self.notes.append(line)
+
     def text(self) -> str:
         head = self.head.decode(errors="replace")
         tail = self.tail.decode(errors="replace")
-        if not self.cut:
-            return head + tail
-        return f"{head}\n[... {self.cut} bytes cut ...]\n{tail}"
+        text = head + tail if not self.cut else f"{head}\n[... {self.cut} bytes cut ...]\n{tail}"
+        for line in self.notes:
+            text += ("\n" if text and not text.endswith("\n") else "") + line + "\n"
+        return text
 
 
 def shorten(text: str, head: int, tail: int) -> str:
@@ -89,6 +118,24 @@ def _exited(pid: int) -> bool:
         return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
     except ChildProcessError:
         return True
+
+
+def _sweep(marker: str, rounds: int = 50) -> None:
+    """SIGKILL every process whose environment carries `marker` (those that called setsid, a fork
+    bomb's offspring), until none is left."""
+    needle = f"{MARKER}={marker}\0".encode()
+    for _ in range(rounds):
+        found = False
+        for proc in Path("/proc").glob("[0-9]*"):
+            try:
+                if needle in (proc / "environ").read_bytes():
+                    os.kill(int(proc.name), signal.SIGKILL)
+                    found = True
+            except (OSError, ValueError):  # gone, or not ours to read
+                continue
+        if not found:
+            return
+        time.sleep(0.02)
 
 
 def _signal_group(pid: int, sig: int) -> None:
@@ -110,8 +157,16 @@ def _kill_group(pid: int, grace: float) -> None:
 class SubprocessSandbox:
     """Plain subprocess in its own session; the process group is the unit that gets killed."""
 
-    def __init__(self, head: int = HEAD_LIMIT, tail: int = TAIL_LIMIT, grace: float = KILL_GRACE):
-        self.head, self.tail, self.grace = head, tail, grace
+    sweeps = True  # look for processes that left the group (setsid) after each command
+
+    def __init__(
+        self,
+        head: int = HEAD_LIMIT,
+        tail: int = TAIL_LIMIT,
+        grace: float = KILL_GRACE,
+        max_output: int = MAX_OUTPUT,
+    ):
+        self.head, self.tail, self.grace, self.max_output = head, tail, grace, max_output
 
     def argv(self, cmd: str | list[str], cwd: Path, env: dict[str, str] | None = None) -> list[str]:
         return ["bash", "-c", cmd] if isinstance(cmd, str) else list(cmd)
@@ -119,26 +174,39 @@ class SubprocessSandbox:
     def run(
         self, cmd: str | list[str], cwd: Path, timeout: float, env: dict[str, str] | None = None
     ) -> RunResult:
+        """Run `cmd` in `cwd` with the minimal environment plus `env` (the task's own variables)."""
         cwd = Path(cwd).resolve()
         start = time.monotonic()
-        proc = subprocess.Popen(
-            self.argv(cmd, cwd, env),
-            cwd=cwd,
-            env={**os.environ, **(env or {})},
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        capture = _Capture(self.head, self.tail)
-        timed_out = self._pump(proc, capture, start + timeout)
-        exit_code = proc.wait()
+        marker = uuid.uuid4().hex
+        with _private_home() as home:
+            full_env = {**sandbox_env(env, str(home)), MARKER: marker}
+            proc = subprocess.Popen(
+                self.argv(cmd, cwd, full_env),
+                cwd=cwd,
+                env=full_env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            capture = _Capture(self.head, self.tail)
+            stop = self._pump(proc, capture, start + timeout)
+            exit_code = proc.wait()
+            if self.sweeps:
+                _sweep(marker)  # setsid'd children escape the group kill
+        if stop == "output":
+            capture.note(f"[treefix: stopped after {capture.total // 2**20} MB of output]")
+        output = scrub(capture.text())  # a secret the command found anyway is not stored
         return RunResult(
-            None if timed_out else exit_code, capture.text(), timed_out, time.monotonic() - start
+            exit_code if stop is None else None,
+            output,
+            stop == "timeout",
+            time.monotonic() - start,
+            stop == "output",
         )
 
-    def _pump(self, proc: subprocess.Popen, capture: _Capture, deadline: float) -> bool:
-        """Read output until the command ends; returns True when the deadline killed it."""
+    def _pump(self, proc: subprocess.Popen, capture: _Capture, deadline: float) -> str | None:
+        """Read output until the command ends; returns why it was killed ("timeout", "output"), if it was."""
         assert proc.stdout is not None
         fd = proc.stdout.fileno()
         sel = selectors.DefaultSelector()
@@ -147,18 +215,18 @@ class SubprocessSandbox:
         try:
             while True:
                 now = time.monotonic()
-                if now >= deadline:
+                if now >= deadline or capture.total > self.max_output:
                     _kill_group(proc.pid, self.grace)
-                    if is_open:
+                    if is_open and now >= deadline:
                         self._drain(sel, fd, capture, self.grace)
-                    return True
+                    return "timeout" if now >= deadline else "output"
                 if _exited(proc.pid):
                     # The command is over: background children go with it. What they already
                     # wrote stays readable in the pipe.
                     _signal_group(proc.pid, signal.SIGKILL)
                     if is_open:
                         self._drain(sel, fd, capture, self.grace)
-                    return False
+                    return None
                 wait = min(0.05, deadline - now)
                 if not is_open:
                     time.sleep(wait)
@@ -183,8 +251,21 @@ class SubprocessSandbox:
             capture.add(data)
 
 
+@contextmanager
+def _private_home() -> Iterator[Path]:
+    """An empty HOME for one command, so `~/.ssh`, `~/.netrc` and tool configs are not where it looks."""
+    home = Path(tempfile.mkdtemp(prefix="home-", dir=scratch_root()))
+    try:
+        yield home
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
 class BubblewrapSandbox(SubprocessSandbox):
-    """bwrap: read-only system, writable cwd and scratch folder, private /tmp, no network."""
+    """bwrap: read-only system, homes and secrets hidden, writable cwd and scratch folder, private
+    /tmp, own process namespace (the caller's /proc is out of sight), no capabilities, no network."""
+
+    sweeps = False  # the process namespace dies with the command, and every process in it
 
     def __init__(self, network: bool = False, **limits: float):
         super().__init__(**limits)  # type: ignore[arg-type]
@@ -192,24 +273,26 @@ class BubblewrapSandbox(SubprocessSandbox):
 
     def argv(self, cmd: str | list[str], cwd: Path, env: dict[str, str] | None = None) -> list[str]:
         scratch = str(scratch_root())
+        hidden = hidden_paths(cwd)
         wrap = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
-        for path in _tmp_paths_in(env or {}):  # a venv under /tmp must stay visible, read-only
-            wrap += ["--ro-bind", path, path]
-        wrap += ["--bind", scratch, scratch, "--bind", str(cwd), str(cwd), "--chdir", str(cwd)]
-        wrap += ["--die-with-parent"] + ([] if self.network else ["--unshare-net"])
+        for path in _outermost([p for p in hidden if not p.is_relative_to("/tmp")]):
+            wrap += ["--tmpfs", str(path)]
+        wrap += ["--bind", scratch, scratch]
+        for path in shown_paths(cwd, env or {}, cmd, hidden):  # after scratch: a plugin there stays read-only
+            wrap += ["--ro-bind", str(path), str(path)]
+        wrap += ["--bind", str(cwd), str(cwd), "--chdir", str(cwd)]
+        wrap += ["--unshare-pid", "--unshare-ipc", "--die-with-parent"]
+        wrap += [] if self.network else ["--unshare-net"]
+        wrap += ["--cap-drop", "ALL"] if os.geteuid() == 0 else []  # root could unmount what hides homes
         return wrap + ["--", *super().argv(cmd, cwd)]
 
 
-def _tmp_paths_in(env: dict[str, str]) -> list[str]:
-    """Existing folders under /tmp that the command's environment points at (VIRTUAL_ENV, PATH)."""
-    candidates = [env.get("VIRTUAL_ENV", ""), *env.get("PATH", "").split(os.pathsep)]
-    tmp = Path("/tmp")
-    found = []
-    for c in candidates:
-        p = Path(c) if c else None
-        if p and p.is_absolute() and p.is_dir() and p.resolve().is_relative_to(tmp) and str(p) not in found:
-            found.append(str(p))
-    return found
+def _outermost(paths: list[Path]) -> list[Path]:
+    kept: list[Path] = []
+    for p in sorted(paths, key=lambda p: len(p.parts)):
+        if not any(p.is_relative_to(k) for k in kept):
+            kept.append(p)
+    return kept
 
 
 @functools.cache
@@ -221,5 +304,21 @@ def bwrap_works(network: bool = False) -> bool:
     return probe.exit_code == 0
 
 
+UNCONFINED = (
+    "bubblewrap (bwrap) is not available: tests run unconfined. They get no provider keys and an "
+    "empty HOME, but can read your files, write outside the worktree and use the network; "
+    "install bubblewrap to contain them"
+)
+
+
+@functools.cache
+def _say_unconfined() -> None:
+    warnings.warn(UNCONFINED, stacklevel=3)
+
+
 def default_sandbox(network: bool = False) -> Sandbox:
-    return BubblewrapSandbox(network=network) if bwrap_works(network) else SubprocessSandbox()
+    """bubblewrap when it works here; else the plain fallback, said once per process (= per run)."""
+    if bwrap_works(network):
+        return BubblewrapSandbox(network=network)
+    _say_unconfined()
+    return SubprocessSandbox()

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import git
 
+from treefix.tools.secrets import without_secrets
+
 FALLBACK_AUTHOR = ("treefix", "treefix@localhost")
 # Variables a git hook or a parent git process may set; they would redirect our commands.
 _GIT_ENV = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR", "GIT_OBJECT_DIRECTORY")
@@ -23,7 +25,7 @@ class WorkspaceError(Exception):
 
 
 def _git(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in _GIT_ENV}
+    env = {k: v for k, v in without_secrets().items() if k not in _GIT_ENV}  # hooks are off, but keys stay home
     proc = subprocess.run(
         ["git", "-c", "core.hooksPath=/dev/null", *args],
         cwd=cwd, env=env, capture_output=True, text=True, errors="surrogateescape",

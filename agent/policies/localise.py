@@ -1,9 +1,10 @@
 """Spectrum-based fault localisation: per-test line coverage of the task's tests, ranked by Ochiai.
 
 The task's test command runs once under coverage.py in a clean worktree at base. A small pytest
-plugin (covplugin.py), loaded through PYTEST_PLUGINS from a scratch folder that also links the
-coverage package, records each test in its own coverage context, so the task's environment needs
-neither treefix nor coverage installed. Outcomes come from the same run's JUnit report.
+plugin (covplugin.py), loaded through PYTEST_PLUGINS from a scratch folder that also holds a copy
+of the coverage package, records each test in its own coverage context, so the task's environment
+needs neither treefix nor coverage installed. A copy, not a link: the sandbox hides homes and
+/tmp, where treefix's own environment may live. Outcomes come from the same run's JUnit report.
 """
 
 from __future__ import annotations
@@ -94,16 +95,16 @@ def ochiai(spectrum: Spectrum, failing: set[str] | None = None) -> list[Site]:
 
 
 def plugin_dir() -> Path:
-    """A scratch folder holding the plugin and a link to coverage, importable by any Python."""
+    """A scratch folder holding the plugin and a copy of coverage, importable by any Python."""
     source = Path(__file__).with_name("covplugin.py")
     package = Path(coverage.__file__).parent
-    tag = hashlib.sha256(source.read_bytes() + str(package).encode()).hexdigest()[:12]
+    tag = hashlib.sha256(source.read_bytes() + f"{package}{coverage.__version__}".encode()).hexdigest()[:12]
     d = scratch_root() / f"covplugin-{tag}"
     if not (d / f"{PLUGIN_MODULE}.py").exists():
         tmp = d.with_name(d.name + f".tmp{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir()
-        (tmp / "coverage").symlink_to(package, target_is_directory=True)
+        shutil.copytree(package, tmp / "coverage", ignore=shutil.ignore_patterns("__pycache__"))
         shutil.copy(source, tmp / f"{PLUGIN_MODULE}.py")
         try:
             tmp.rename(d)
