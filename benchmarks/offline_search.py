@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import shutil
 import sys
 import tempfile
@@ -31,6 +30,7 @@ from treefix.evals.dataset import Instance, load_dataset
 from treefix.evals.environment import ensure_venv
 from treefix.evals.harness import DEFAULT_TEST_CMD, evaluate_one, patch_paths
 from treefix.evals.worker import VisibleTests, agent_repo, drop_files
+from treefix.evals.worker import visible_test_cmd as worker_test_cmd
 
 STRATEGIES = ("mcts", "best-of-n", "linear", "greedy")
 SUITE = Path(__file__).resolve().parents[1] / "suites" / "all.jsonl"
@@ -51,11 +51,8 @@ class Result:
 
 
 def visible_test_cmd(inst: Instance) -> str:
-    """The agent's test command under --visible-tests: its public tests plus the FAIL_TO_PASS ids."""
-    # Quoted: parametrised ids hold spaces and brackets (`test_x[1.0 kB]`).
-    return " ".join(
-        [inst.agent_test_cmd or inst.test_cmd or DEFAULT_TEST_CMD, *map(shlex.quote, inst.FAIL_TO_PASS)]
-    )
+    """The agent's test command under --visible-tests, as `treefix swebench run` builds it."""
+    return worker_test_cmd(inst.agent_test_cmd or inst.test_cmd or DEFAULT_TEST_CMD, inst.FAIL_TO_PASS)
 
 
 def config_for(search: str, max_nodes: int, overrides: dict[str, float] | None = None) -> RunConfig:

@@ -136,8 +136,7 @@ def _solve(item: WorkItem, work: Path, emit: Emit, start: float) -> WorkResult:
     repo = agent_repo(inst, work / "repo", cache, repos, item.visible)
     test_cmd = item.task.test_cmd
     if item.visible is not None:
-        base_cmd = test_cmd or "python -m pytest -rA -p no:cacheprovider"
-        test_cmd = " ".join([base_cmd, *map(shlex.quote, item.visible.tests)])  # ids like test_x[a-b]
+        test_cmd = visible_test_cmd(test_cmd, item.visible.tests)
     task = Task(
         repo=repo, problem_statement=item.task.problem_statement, test_cmd=test_cmd,
         task_id=item.instance_id, env=venv.env(), test_timeout=item.env.test_timeout,
@@ -200,6 +199,12 @@ def agent_repo(
     git(dest, "add", "-A", "-f")
     git(dest, "commit", "-q", "--no-verify", "--allow-empty", "-m", "base")
     return dest
+
+
+def visible_test_cmd(base_cmd: str | None, tests: list[str]) -> str:
+    """The agent's test command under --visible-tests: its public command plus the visible tests."""
+    base_cmd = base_cmd or "python -m pytest -rA -p no:cacheprovider"
+    return " ".join([base_cmd, *map(shlex.quote, tests)])  # quoted: ids like `test_x[1.0 kB]`
 
 
 def drop_files(diff: str, paths: set[str]) -> str:
