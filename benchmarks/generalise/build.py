@@ -134,21 +134,29 @@ def build_one(gd: Path, repo: str, sha: str, subject: str, src: str, tests: list
     }
 
 
+LICENCES = [("MIT", r"\bMIT License\b|Permission is hereby granted, free of charge"), ("Apache-2.0", r"Apache License"),
+             ("BSD", r"\bBSD\b|Redistribution and use in source and binary forms"), ("MPL-2.0", r"Mozilla Public"),
+             ("LGPL", r"Lesser General Public"), ("GPL", r"GNU General Public")]  # fmt: skip
+
+
 def licence(gd: Path) -> str:
-    for name in ("LICENSE", "LICENSE.txt", "LICENSE.rst", "LICENSE.md", "COPYING"):
+    for name in ("LICENSE", "LICENSE.txt", "LICENSE.rst", "LICENSE.md", "LICENCE", "COPYING", "LICENSE-MIT"):
         text = git(gd, "show", f"HEAD:{name}")
         if text.strip():
-            first = " ".join(text.split()[:12])
-            for key in ("MIT", "BSD", "Apache", "Mozilla", "GNU", "ISC", "Python Software", "Unlicense"):
-                if key.lower() in text[:2000].lower():
-                    return key if key != "GNU" else first
-            return first
-    return "unknown"
+            found = [key for key, pattern in LICENCES if re.search(pattern, text)]
+            return " and ".join(found) or " ".join(text.split()[:8])
+    return "see the repository"
 
 
-def split_of(instance_id: str) -> str:
-    """Fixed once, before any tuning: half of the task ids by hash."""
-    return "heldout" if int(hashlib.sha256(instance_id.encode()).hexdigest(), 16) % 2 else "tune"
+def assign_splits(rows: list[dict], per_repo: int = 2) -> list[dict]:
+    """At most `per_repo` tasks per repository (the newest), then the split, fixed once before any
+    tuning: tasks ranked by the sha256 of their id, the lower half `tune`, the rest `heldout`."""
+    count: dict[str, int] = {}
+    kept = [r for r in rows if (count := {**count, r["repo"]: count.get(r["repo"], 0) + 1})[r["repo"]] <= per_repo]
+    ranked = sorted(kept, key=lambda r: hashlib.sha256(r["instance_id"].encode()).hexdigest())
+    for i, r in enumerate(ranked):
+        r["split"] = "tune" if i < len(ranked) // 2 else "heldout"
+    return kept
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -157,7 +165,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repo", action="append", default=[], help="owner/name (default: every mirror)")
     ap.add_argument("--per-repo", type=int, default=3)
     ap.add_argument("-o", "--output", type=Path, default=Path(__file__).with_name("bugs.jsonl"))
+    ap.add_argument("--split", action="store_true", help="cap and split the tasks already in --output")
     args = ap.parse_args(argv)
+    if args.split:
+        rows = assign_splits([json.loads(ln) for ln in args.output.read_text().splitlines() if ln.strip()])
+        args.output.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return 0
     repos = args.repo or sorted(p.parent.name.replace("+", "/", 1) for p in args.mirrors.glob("*/repo"))
     rows: list[dict] = []
     args.output.write_text("")
@@ -177,7 +190,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{repo} {sha[:10]} {'KEPT' if row else 'no'} {subject[:70]}", file=sys.stderr, flush=True)
             if row:
                 row["source_licence"] = f"{lic}; from https://github.com/{repo} commit {sha}"
-                row["split"] = split_of(row["instance_id"])
                 rows.append(row)
                 kept += 1
                 with args.output.open("a") as fh:  # kept as found: a long build can be stopped
