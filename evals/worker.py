@@ -202,9 +202,12 @@ def agent_repo(
 
 
 def visible_test_cmd(base_cmd: str | None, tests: list[str]) -> str:
-    """The agent's test command under --visible-tests: its public command plus the visible tests."""
+    """The agent's test command under --visible-tests: its public command plus the files that hold
+    the visible tests, as the official harness runs a test patch's files. The passing tests of
+    those files are what tells a fault localiser the failing path from the shared one."""
     base_cmd = base_cmd or "python -m pytest -rA -p no:cacheprovider"
-    return " ".join([base_cmd, *map(shlex.quote, tests)])  # quoted: ids like `test_x[1.0 kB]`
+    files = dict.fromkeys(t.split("::", 1)[0] for t in tests)
+    return " ".join([base_cmd, *map(shlex.quote, files)])  # quoted: odd file names stay one argument
 
 
 def drop_files(diff: str, paths: set[str]) -> str:
