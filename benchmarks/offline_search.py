@@ -33,7 +33,7 @@ from treefix.evals.worker import VisibleTests, agent_repo, drop_files
 from treefix.evals.worker import visible_test_cmd as worker_test_cmd
 
 STRATEGIES = ("mcts", "best-of-n", "linear", "greedy")
-SUITE = Path(__file__).resolve().parents[1] / "suites" / "all.jsonl"
+SUITE = Path(__file__).resolve().parents[1] / "evals" / "suites" / "all.jsonl"
 
 
 @dataclass
