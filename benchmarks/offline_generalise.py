@@ -158,7 +158,9 @@ def table(results: list[Result], counts: dict[str, int]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--dataset", type=Path, default=DATA)
-    ap.add_argument("--mirrors", type=Path, default=Path(os.environ.get("TREEFIX_MIRRORS", "/work/.mirror")))
+    mirrors = os.environ.get("TREEFIX_MIRRORS")
+    ap.add_argument("--mirrors", type=Path, default=Path(mirrors) if mirrors else None,
+                    help="folder of bare mirrors <owner>+<name>/repo (default: $TREEFIX_MIRRORS)")  # fmt: skip
     ap.add_argument("--max-nodes", type=int, default=60)
     ap.add_argument("--split", default=",".join(SPLITS), help="halves to run: tune, heldout or both")
     ap.add_argument("-i", "--instance", action="append", default=[])
@@ -171,6 +173,10 @@ def main(argv: list[str] | None = None) -> int:
     from platformdirs import user_cache_dir
 
     cache = (args.cache_dir or Path(user_cache_dir("treefix"))).resolve()
+    if args.mirrors is None or not args.mirrors.is_dir():
+        print("error: pass --mirrors DIR (or set TREEFIX_MIRRORS): a folder of bare mirrors "
+              "<owner>+<name>/repo, see benchmarks/generalise/README.md", file=sys.stderr)  # fmt: skip
+        return 2
     halves = [s.strip() for s in args.split.split(",") if s.strip()]
     if bad := [h for h in halves if h not in SPLITS]:
         print(f"error: unknown split {bad[0]!r} (choose from {', '.join(SPLITS)})", file=sys.stderr)
