@@ -78,7 +78,8 @@ def pytest_status(root: Path, targets: list[str], timeout: float) -> dict[str, s
     if m := re.search(r"No module named '([\w.]+)'", p.stdout):
         print(f"  missing module {m.group(1)}", file=sys.stderr)
     for line in p.stdout.splitlines():
-        m = re.match(r"(PASSED|FAILED|ERROR|XFAIL|XPASS|SKIPPED) (\S+::\S+(?:\[[^\]]*\])?)", line)
+        # The whole rest of the line: parametrised ids may hold spaces (FAILED lines add " - why").
+        m = re.match(r"(PASSED|FAILED|ERROR|XFAIL|XPASS|SKIPPED) (\S+::.+?)(?: - .*)?$", line)
         if m:
             status[m.group(2)] = m.group(1)
     return status
