@@ -13,6 +13,19 @@ from treefix.tools.testing import run_tests
 
 # What a node keeps of its test output: enough for a repair prompt, small enough for the store.
 OUTPUT_HEAD, OUTPUT_TAIL = 2_000, 6_000
+# Seconds the task's tests took at base, when a policy ran them (the offline policy's coverage
+# run). A mutant's run gets a multiple of it, at least TIMEOUT_FLOOR, never more than the task's
+# own timeout: a mutant that loops forever must not hold a test run for the full default.
+BASE_SECONDS_KEY = "tests/base_seconds"
+TIMEOUT_FACTOR, TIMEOUT_FLOOR = 5.0, 30.0
+
+
+def run_timeout(ctx: SearchContext) -> float:
+    base = ctx.store.get_meta(BASE_SECONDS_KEY)
+    limit = ctx.task.test_timeout
+    if base:
+        limit = min(limit, max(TIMEOUT_FLOOR, TIMEOUT_FACTOR * float(base)))
+    return min(limit, ctx.budget.time_left())  # a test run cannot outlast the budget
 
 
 def syntax_error(root: Path, paths: list[str]) -> str | None:
@@ -48,7 +61,7 @@ def evaluate(ctx: SearchContext, node: Node) -> ExecResult | None:
             ctx.budget.charge_test_run()
         except BudgetExceeded as e:
             return ExecResult(message=f"not tested: {e}")
-        timeout = min(ctx.task.test_timeout, ctx.budget.time_left())  # a test run cannot outlast the budget
+        timeout = run_timeout(ctx)
         run, report = run_tests(ctx.sandbox, ctx.task.test_cmd, wt, timeout, ctx.task.env or None)
     ctx.store.event("test", node=node.id, passed=report.passed, failed=report.failed, exit=run.exit_code)
     return ExecResult(

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import shutil
 import sys
 import tempfile
@@ -32,6 +31,7 @@ from treefix.evals.dataset import Instance, load_dataset
 from treefix.evals.environment import ensure_venv
 from treefix.evals.harness import DEFAULT_TEST_CMD, evaluate_one
 from treefix.evals.worker import VisibleTests, agent_repo
+from treefix.evals.worker import visible_test_cmd as worker_test_cmd
 from treefix.tools.diffs import drop_files, patch_paths
 
 STRATEGIES = ("mcts", "best-of-n", "linear", "greedy")
@@ -53,11 +53,8 @@ class Result:
 
 
 def visible_test_cmd(inst: Instance) -> str:
-    """The agent's test command under --visible-tests: its public tests plus the FAIL_TO_PASS ids."""
-    # Quoted: parametrised ids hold spaces and brackets (`test_x[1.0 kB]`).
-    return " ".join(
-        [inst.agent_test_cmd or inst.test_cmd or DEFAULT_TEST_CMD, *map(shlex.quote, inst.FAIL_TO_PASS)]
-    )
+    """The agent's test command under --visible-tests, as `treefix swebench run` builds it."""
+    return worker_test_cmd(inst.agent_test_cmd or inst.test_cmd or DEFAULT_TEST_CMD, inst.FAIL_TO_PASS)
 
 
 def config_for(search: str, max_nodes: int, overrides: dict[str, float] | None = None) -> RunConfig:

@@ -134,8 +134,7 @@ def _solve(item: WorkItem, work: Path, emit: Emit, start: float, model: ChatMode
     repo = agent_repo(inst, work / "repo", cache, repos, item.visible)
     test_cmd = item.task.test_cmd
     if item.visible is not None:
-        base_cmd = test_cmd or "python -m pytest -rA -p no:cacheprovider"
-        test_cmd = " ".join([base_cmd, *map(shlex.quote, item.visible.tests)])  # ids like test_x[a-b]
+        test_cmd = visible_test_cmd(test_cmd, item.visible.tests)
     task = Task(
         repo=repo, problem_statement=item.task.problem_statement, test_cmd=test_cmd,
         task_id=item.instance_id, env=venv.env(), test_timeout=item.env.test_timeout,
@@ -198,6 +197,15 @@ def agent_repo(
     git(dest, "add", "-A", "-f")
     git(dest, "commit", "-q", "--no-verify", "--allow-empty", "-m", "base")
     return dest
+
+
+def visible_test_cmd(base_cmd: str | None, tests: list[str]) -> str:
+    """The agent's test command under --visible-tests: its public command plus the files that hold
+    the visible tests, as the official harness runs a test patch's files. The passing tests of
+    those files are what tells a fault localiser the failing path from the shared one."""
+    base_cmd = base_cmd or "python -m pytest -rA -p no:cacheprovider"
+    files = dict.fromkeys(t.split("::", 1)[0] for t in tests)
+    return " ".join([base_cmd, *map(shlex.quote, files)])  # quoted: odd file names stay one argument
 
 
 def _mkdir(p: Path) -> Path:

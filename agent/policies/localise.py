@@ -10,6 +10,7 @@ needs neither treefix nor coverage installed. A copy, not a link: the sandbox hi
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 import re
@@ -36,6 +37,12 @@ class Spectrum:
     outcomes: dict[str, str] = field(default_factory=dict)  # node id -> passed|failed|error|skipped
     lines: dict[str, dict[int, list[int]]] = field(default_factory=dict)  # path -> line -> test indexes
     error: str = ""  # why no spectrum could be gathered
+    # Lines run at import time (module level), credited to the tests that use their module.
+    module_lines: dict[str, list[int]] = field(default_factory=dict)
+    # Failing test -> its traceback frames inside the project ([path, line], outermost first).
+    frames: dict[str, list[list]] = field(default_factory=dict)
+    messages: dict[str, str] = field(default_factory=dict)  # failing test -> its exception message
+    seconds: float = 0.0  # how long the run took
 
     @property
     def failing(self) -> set[str]:
@@ -55,7 +62,10 @@ class Spectrum:
     @classmethod
     def from_dict(cls, d: dict) -> Spectrum:
         lines = {p: {int(k): v for k, v in ls.items()} for p, ls in d.get("lines", {}).items()}
-        return cls(d.get("tests", []), d.get("outcomes", {}), lines, d.get("error", ""))
+        return cls(
+            d.get("tests", []), d.get("outcomes", {}), lines, d.get("error", ""), d.get("module_lines", {}),
+            d.get("frames", {}), d.get("messages", {}), d.get("seconds", 0.0),
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -69,25 +79,60 @@ def is_test_file(path: str) -> bool:
     return bool(TEST_PATH.search(path))
 
 
+MODULE_LEVEL = 0.9  # an import-time line ties with the function lines every test runs: those first
+FRAME_LINE = 1.0  # weight of a line in a failing test's innermost project frame
+
+
+def frame_weights(spectrum: Spectrum, failing: set[str] | None = None) -> dict[tuple[str, int], float]:
+    """(path, line) -> how strongly the failing tests' tracebacks point there, in [0, 1]: the
+    innermost frame in the project's (non-test) code counts 1, the one that called it 1/2, ..."""
+    failing = spectrum.failing if failing is None else failing
+    tests = [t for t in failing if spectrum.frames.get(t)]
+    weights: dict[tuple[str, int], float] = {}
+    for t in tests:
+        own = [(p, ln) for p, ln in spectrum.frames[t] if not is_test_file(p)]
+        for depth, key in enumerate(reversed(own)):
+            weights[key] = weights.get(key, 0.0) + 0.5**depth / len(failing)
+    return weights
+
+
+def assertion_values(spectrum: Spectrum, failing: set[str] | None = None) -> tuple[int, ...]:
+    """(got, expected) integer pairs from the failing tests' assertion messages, flattened:
+    pytest's `assert 3 == 4` and unittest's `3 != 4` put the actual value first by convention."""
+    failing = spectrum.failing if failing is None else failing
+    pairs: list[int] = []
+    for t in sorted(failing):
+        m = re.search(r"assert (-?\d+) == (-?\d+)\b|^(-?\d+) != (-?\d+)$", spectrum.messages.get(t, ""), re.M)
+        if m:
+            got, expected = (int(g) for g in m.groups() if g is not None)
+            pairs += [got, expected]
+    return tuple(pairs[:8])
+
+
 def ochiai(spectrum: Spectrum, failing: set[str] | None = None) -> list[Site]:
     """Lines of non-test files, most suspicious first. `failing` overrides which tests count as
-    failing (a repair re-ranks with the tests its parent still fails); ties keep file order."""
+    failing (a repair re-ranks with the tests its parent still fails); ties keep file order.
+    A line the failing tests' tracebacks pass through scores higher (frame_weights)."""
     failing = spectrum.failing if failing is None else failing
     fail_idx = {i for i, t in enumerate(spectrum.tests) if t in failing}
     known = {i for i, t in enumerate(spectrum.tests) if spectrum.outcomes.get(t) not in (None, "skipped")}
     total_failed = len(fail_idx)
     if not total_failed:
         return []
+    frames = frame_weights(spectrum, failing)
     sites = []
     for path, lines in spectrum.lines.items():
         if is_test_file(path):
             continue
+        module = set(spectrum.module_lines.get(path, ()))
         for line, tests in lines.items():
             ran = set(tests) & known
             ef = len(ran & fail_idx)
             if ef:
                 ep = len(ran) - ef
-                sites.append(Site(path, line, ef / math.sqrt(total_failed * (ef + ep))))
+                score = ef / math.sqrt(total_failed * (ef + ep))
+                score *= (MODULE_LEVEL if line in module else 1.0) * (1 + FRAME_LINE * frames.get((path, line), 0.0))
+                sites.append(Site(path, line, score))
     return sorted(sites, key=lambda s: -s.score)
 
 
@@ -138,6 +183,7 @@ def gather(ctx: SearchContext) -> Spectrum:
                 ctx.sandbox, ctx.task.test_cmd, wt, timeout, coverage_env(ctx.task.env, data_file)
             )
             spectrum = read_spectrum(data_file, wt, report.tests)
+            spectrum.seconds = round(run.duration, 3)
         ctx.store.event(
             "test",
             node="",
@@ -161,6 +207,7 @@ def read_spectrum(data_file: Path, root: Path, outcomes: dict[str, str]) -> Spec
     tests = sorted(c for c in data.measured_contexts() if c)
     index = {t: i for i, t in enumerate(tests)}
     lines: dict[str, dict[int, list[int]]] = {}
+    module_lines: dict[str, list[int]] = {}
     base = root.resolve()
     for f in data.measured_files():
         try:
@@ -170,9 +217,28 @@ def read_spectrum(data_file: Path, root: Path, outcomes: dict[str, str]) -> Spec
         by_line = {
             ln: sorted(index[c] for c in cs if c in index) for ln, cs in data.contexts_by_lineno(f).items()
         }
-        if kept := {ln: ts for ln, ts in by_line.items() if ts}:
+        kept = {ln: ts for ln, ts in by_line.items() if ts}
+        # Import-time lines ran in no test's context, yet every test that runs the module's code
+        # needs them (`byte2int = operator.itemgetter(1)`): credit them to those tests.
+        users = sorted({t for ts in kept.values() for t in ts})
+        imported = [ln for ln, ts in by_line.items() if not ts]
+        if users and imported:
+            kept.update({ln: users for ln in imported})
+            module_lines[rel] = sorted(imported)
+        if kept:
             lines[rel] = kept
-    return Spectrum(tests, align(outcomes, tests), lines)
+    spectrum = Spectrum(tests, align(outcomes, tests), lines, module_lines=module_lines)
+    failures = Path(str(data_file) + ".failures.json")
+    if failures.exists():
+        try:
+            found = json.loads(failures.read_text())
+        except ValueError:
+            found = {}
+        keys = align({k: k for k in found}, tests)  # the same node ids as the coverage contexts
+        for t, k in keys.items():
+            spectrum.frames[t] = found[k].get("frames", [])
+            spectrum.messages[t] = found[k].get("message", "")
+    return spectrum
 
 
 def align(outcomes: dict[str, str], tests: list[str]) -> dict[str, str]:

@@ -21,8 +21,9 @@ import re
 import threading
 from dataclasses import asdict, dataclass
 
+from treefix.agent.evaluate import BASE_SECONDS_KEY
 from treefix.agent.policies.base import Candidate, NoCandidate, SearchContext
-from treefix.agent.policies.localise import Site, Spectrum, gather, ochiai
+from treefix.agent.policies.localise import Site, Spectrum, assertion_values, frame_weights, gather, ochiai
 from treefix.agent.policies.operators import Mutation, compiles, mutations, parse, statement_line
 from treefix.agent.tree import Judgement, Node, NodeKind
 from treefix.tools.diffs import changed_paths
@@ -34,6 +35,7 @@ MAX_PLANS = 40  # suspicious lines worth a plan
 REPAIR_SITES = 12  # lines a repair looks at
 UNMENTIONED = 0.75  # rank factor for lines whose function the issue does not name
 SIGNATURE = 0.5  # rank factor for a suspicious function's `def` line (its default values)
+FRAME_FUNCTION = 2.0  # rank factor per unit of traceback weight on the function a failing test raised in
 REPORTING = {"__repr__", "__str__"}
 REPORTING_FACTOR = 0.3
 
@@ -96,7 +98,7 @@ class OfflinePolicy:
             raise NoCandidate
         text = self.base_text(ctx, site.path)
         seen = self._seen_states(ctx)
-        for m in mutations(text, site.line):
+        for m in mutations(text, site.line, self.hints(ctx)):
             if (cand := self._candidate(site.path, site.line, text, m, {}, seen)) is not None:
                 return cand
         raise NoCandidate
@@ -122,7 +124,8 @@ class OfflinePolicy:
                 continue
             line = _moved_line(self.base_text(ctx, site.path), current[site.path], site.line)
             options += [
-                (site.score * m.prior, site.path, line, m) for m in mutations(current[site.path], line)
+                (site.score * m.prior, site.path, line, m)
+                for m in mutations(current[site.path], line, self.hints(ctx))
             ]
         for _, path, line, m in sorted(options, key=lambda o: -o[0]):
             if m.apply(current[path]) == self.base_text(ctx, path):
@@ -143,12 +146,18 @@ class OfflinePolicy:
                     spectrum = gather(ctx)
                     ctx.store.set_meta(SPECTRUM_KEY, spectrum.to_dict())
                     ctx.store.set_meta(BASELINE_KEY, spectrum.baseline)
+                    if spectrum.seconds and not spectrum.error:
+                        ctx.store.set_meta(BASE_SECONDS_KEY, spectrum.seconds)
                     failing = len(spectrum.failing)
                     ctx.store.event(
                         "localise", tests=len(spectrum.tests), failing=failing, error=spectrum.error
                     )
                     self._spectrum = spectrum
             return self._spectrum
+
+    def hints(self, ctx: SearchContext) -> tuple[int, ...]:
+        """Values the failing assertions got and expected, for constants informed by them."""
+        return assertion_values(self.spectrum(ctx))
 
     def sites(self, ctx: SearchContext) -> list[Site]:
         with self._lock:
@@ -167,6 +176,7 @@ class OfflinePolicy:
         failing tests only.
         """
         issue = set(re.findall(r"\w+", ctx.task.problem_statement))
+        raised = self._raising_functions(ctx)
         scored: dict[tuple[str, int], tuple[float, tuple[str, int]]] = {}  # site -> (score, function)
 
         def add(key: tuple[str, int], score: float, group: tuple[str, int]) -> None:
@@ -176,7 +186,7 @@ class OfflinePolicy:
         for site in sites:
             text = self.base_text(ctx, site.path)
             src, line = parse(text), statement_line(text, site.line)
-            ops = mutations(text, line) if line else ()
+            ops = mutations(text, line, self.hints(ctx)) if line else ()
             if src is None or line is None or not ops:
                 continue
             funcs = _functions_at(src.tree, line)
@@ -184,6 +194,8 @@ class OfflinePolicy:
             factor = 1.0 if any(f.name in issue for f in funcs) else UNMENTIONED
             if func is not None and func.name in REPORTING and func.name not in issue:
                 factor *= REPORTING_FACTOR
+            if func is not None:
+                factor *= 1 + FRAME_FUNCTION * raised.get((site.path, func.lineno), 0.0)
             score = site.score * factor * (0.5 + 0.5 * ops[0].prior)
             group = (site.path, funcs[0].lineno if funcs else line)  # a closure counts with its function
             add((site.path, line), score, group)
@@ -194,6 +206,18 @@ class OfflinePolicy:
             best[group] = max(best.get(group, 0.0), score)
         order = sorted(scored.items(), key=lambda kv: (-best[kv[1][1]], kv[1][1], -kv[1][0]))
         return [Site(path, line, round(score, 4)) for (path, line), (score, _) in order]
+
+    def _raising_functions(self, ctx: SearchContext) -> dict[tuple[str, int], float]:
+        """(path, def line) -> traceback weight of the innermost function around each frame of
+        the failing tests: the function a test raised in is suspect even where every test runs it."""
+        out: dict[tuple[str, int], float] = {}
+        for (path, line), w in frame_weights(self.spectrum(ctx)).items():
+            src = parse(self.base_text(ctx, path))
+            funcs = _functions_at(src.tree, line) if src else []
+            if funcs:
+                key = (path, funcs[-1].lineno)
+                out[key] = max(out.get(key, 0.0), w)
+        return out
 
     def base_text(self, ctx: SearchContext, path: str) -> str:
         with self._lock:

@@ -13,7 +13,7 @@ import builtins
 import re
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 CMP_TEXT = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!=",
@@ -169,8 +169,12 @@ def statement_line(text: str, line: int) -> int | None:
 
 
 @lru_cache(maxsize=4096)
-def mutations(text: str, line: int) -> tuple[Mutation, ...]:
-    """Every operator applied at the statement that holds `line`: best prior first, one per result."""
+def mutations(text: str, line: int, hints: tuple[int, ...] = ()) -> tuple[Mutation, ...]:
+    """Every operator applied at the statement that holds `line`: best prior first, one per result.
+
+    `hints` are integers the failing tests expected or got (see localise.assertion_values): a
+    constant may need to become one of them. Two mutants with the same description (two `0xFF`
+    on a line) say which occurrence they change."""
     src = parse(text)
     if src is None:
         return ()
@@ -181,6 +185,7 @@ def mutations(text: str, line: int) -> tuple[Mutation, ...]:
             for node in ast.walk(root):
                 if not isinstance(node, ast.Lambda):
                     found += expression_mutations(src, node)
+                    found += hinted_constant(src, node, hints)
     seen: set[str] = set()
     unique = []
     for m in sorted(found, key=lambda m: -m.prior):
@@ -188,7 +193,24 @@ def mutations(text: str, line: int) -> tuple[Mutation, ...]:
         if result != text and result not in seen:
             seen.add(result)
             unique.append(m)
-    return tuple(unique)
+    return tuple(_label_occurrences(unique))
+
+
+def _label_occurrences(found: list[Mutation]) -> list[Mutation]:
+    """`(2nd of 2)` after a description that more than one mutant shares, in source order."""
+    groups: dict[str, list[Mutation]] = {}
+    for m in found:
+        groups.setdefault(m.description, []).append(m)
+    rename: dict[int, str] = {}
+    for desc, ms in groups.items():
+        if len(ms) > 1:
+            for k, m in enumerate(sorted(ms, key=lambda m: min(e.start for e in m.edits)), 1):
+                rename[id(m)] = f"{desc} ({_ordinal(k)} of {len(ms)})"
+    return [replace(m, description=rename[id(m)]) if id(m) in rename else m for m in found]
+
+
+def _ordinal(k: int) -> str:
+    return f"{k}{'th' if 10 <= k % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(k % 10, 'th')}"
 
 
 def compiles(text: str) -> bool:
@@ -208,7 +230,7 @@ def expression_mutations(src: Source, node: ast.AST) -> list[Mutation]:
     out: list[Mutation] = []
     for op in (compare_swap, boolean, negation, constant, plus_minus_one, arithmetic, antonym,
                swapped_args, drop_slice, regex_anchor, absolute, returned_name, apply_callable,
-               sibling_factor):  # fmt: skip
+               sibling_factor, method_swap, complete_clause):  # fmt: skip
         out += op(src, node)
     return out
 
@@ -342,6 +364,8 @@ def _stringy(node: ast.AST) -> bool:
     """A concatenation or formatting of text: arithmetic operators make no sense on it."""
     if isinstance(node, ast.BinOp):
         return _stringy(node.left) or _stringy(node.right)
+    if isinstance(node, ast.List | ast.ListComp | ast.Tuple | ast.Dict | ast.DictComp | ast.Set | ast.SetComp):
+        return True  # a container: `+ 1` is a TypeError
     return isinstance(node, ast.JoinedStr) or (
         isinstance(node, ast.Constant) and isinstance(node.value, str | bytes)
     )
@@ -355,7 +379,11 @@ def _index_like(src: Source, node: ast.AST) -> float:
         return 0.0
     if isinstance(node, ast.Call) and not (isinstance(node.func, ast.Name) and node.func.id == "len"):
         return 0.0
+    if _textual(src, node):
+        return 0.0  # `spec + 1` on a string is a TypeError, never the fix
     parent = src.parent.get(node)
+    if isinstance(parent, ast.Subscript) and parent.slice is node and _mapping(src, parent.value):
+        return 0.0  # a dict key, not an index
     if isinstance(parent, ast.Slice):
         return 0.45
     if isinstance(parent, ast.Subscript) and parent.slice is node:
@@ -405,9 +433,80 @@ def plus_minus_one(src: Source, node: ast.AST) -> Iterator[Mutation]:
         )
 
 
+STR_METHODS = {"startswith", "endswith", "lower", "upper", "strip", "lstrip", "rstrip", "split", "rsplit",
+               "join", "format", "replace", "encode", "decode", "casefold", "splitlines", "isdigit", "isalpha",
+               "partition", "rpartition", "title", "capitalize", "zfill", "ljust", "rjust", "center"}  # fmt: skip
+TEXT_ANNOTATIONS = {"str", "bytes", "Text"}
+
+
+def _text_names(src: Source, func: ast.AST) -> frozenset[str]:
+    """Names a function binds to text: str/bytes literals, f-strings, str() and str-method results,
+    parameters annotated or defaulted as text, names used as the object of a str method."""
+    names: set[str] = set()
+
+    def texty(v: ast.AST | None) -> bool:
+        if v is None:
+            return False
+        if _stringy(v):
+            return True
+        if isinstance(v, ast.Call):
+            f = v.func
+            return (isinstance(f, ast.Name) and f.id in ("str", "repr", "format", "chr")) or (
+                isinstance(f, ast.Attribute) and f.attr in STR_METHODS - {"split", "rsplit", "splitlines",
+                                                                          "partition", "rpartition", "encode"}
+                and f.attr not in ("isdigit", "isalpha", "startswith", "endswith")
+            )  # fmt: skip
+        return False
+
+    if isinstance(func, ast.FunctionDef | ast.AsyncFunctionDef):
+        a = func.args
+        positional = a.posonlyargs + a.args
+        for arg, d in zip(positional[len(positional) - len(a.defaults):], a.defaults, strict=False):
+            if texty(d):
+                names.add(arg.arg)
+        for arg, d in zip(a.kwonlyargs, a.kw_defaults, strict=False):
+            if texty(d):
+                names.add(arg.arg)
+        for arg in positional + a.kwonlyargs:
+            ann = arg.annotation
+            if isinstance(ann, ast.Name) and ann.id in TEXT_ANNOTATIONS:
+                names.add(arg.arg)
+    for n in ast.walk(func):
+        if isinstance(n, ast.Assign) and texty(n.value):
+            names |= {t.id for t in n.targets if isinstance(t, ast.Name)}
+        elif isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr in STR_METHODS:
+            if isinstance(n.func.value, ast.Name) and n.func.attr not in ("join", "format", "zfill"):
+                names.add(n.func.value.id)
+    return frozenset(names)
+
+
+def _textual(src: Source, node: ast.AST) -> bool:
+    if _stringy(node):
+        return True
+    if not isinstance(node, ast.Name):
+        return False
+    scope = src.function_of(node) or src.tree
+    return node.id in _text_names(src, scope)
+
+
+def _mapping(src: Source, node: ast.AST) -> bool:
+    """Is `node` a name bound to a dict literal or dict() in its function?"""
+    if not isinstance(node, ast.Name):
+        return False
+    scope = src.function_of(node) or src.tree
+    for n in ast.walk(scope):
+        if isinstance(n, ast.Assign) and any(isinstance(t, ast.Name) and t.id == node.id for t in n.targets):
+            v = n.value
+            if isinstance(v, ast.Dict | ast.DictComp) or (isinstance(v, ast.Call) and getattr(v.func, "id", "") in ("dict", "defaultdict", "OrderedDict", "Counter")):
+                return True
+    return False
+
+
 def arithmetic(src: Source, node: ast.AST) -> Iterator[Mutation]:
     if not isinstance(node, ast.BinOp) or type(node.op) not in BIN_TEXT or _stringy(node):
         return
+    if _textual(src, node.left) or _textual(src, node.right):
+        return  # `+` joins text here
     tok = _gap_token(src, node.left, node.right, BIN_PATTERN)
     if tok is None or tok[2] != BIN_TEXT[type(node.op)]:
         return
@@ -444,10 +543,14 @@ def antonym(src: Source, node: ast.AST) -> Iterator[Mutation]:
 def swapped_args(src: Source, node: ast.AST) -> Iterator[Mutation]:
     if not isinstance(node, ast.Call) or any(isinstance(a, ast.Starred) for a in node.args):
         return
-    for x, y in zip(node.args, node.args[1:], strict=False):
-        (a1, b1), (a2, b2) = src.span(x), src.span(y)
-        edits = (Edit(a1, b1, src.text[a2:b2]), Edit(a2, b2, src.text[a1:b1]))
-        yield Mutation("swap-args", f"swap `{src.seg(x)}` and `{src.seg(y)}`", 0.3, edits)
+    args = node.args
+    for i, x in enumerate(args):
+        for j in range(i + 1, len(args)):  # any two of three or more: `f(a, b, c)` for `f(c, b, a)`
+            y = args[j]
+            (a1, b1), (a2, b2) = src.span(x), src.span(y)
+            edits = (Edit(a1, b1, src.text[a2:b2]), Edit(a2, b2, src.text[a1:b1]))
+            prior = 0.3 if j == i + 1 else 0.25
+            yield Mutation("swap-args", f"swap `{src.seg(x)}` and `{src.seg(y)}`", prior, edits)
 
 
 def drop_slice(src: Source, node: ast.AST) -> Iterator[Mutation]:
@@ -723,3 +826,95 @@ def condition_constant(src: Source, stmt: ast.AST) -> Iterator[Mutation]:
             yield Mutation(
                 "drop-condition", f"`{src.seg(stmt.test)}` -> `{value}`", 0.15, src.replace(stmt.test, value)
             )
+
+
+# --- what: call sites, clauses, values the failing test named ------------------------------------
+
+# Methods easily confused at a call site, with the prior that one was meant for the other.
+METHOD_SWAPS: dict[str, list[tuple[str, float]]] = {
+    "values": [("items", 0.5), ("keys", 0.4)], "items": [("values", 0.5), ("keys", 0.4)],
+    "keys": [("values", 0.4), ("items", 0.4)], "append": [("extend", 0.45)], "extend": [("append", 0.45)],
+    "find": [("rfind", 0.45), ("index", 0.3)], "rfind": [("find", 0.45)], "index": [("rindex", 0.4), ("find", 0.3)],
+    "rindex": [("index", 0.4)], "split": [("rsplit", 0.4)], "rsplit": [("split", 0.4)],
+    "partition": [("rpartition", 0.45)], "rpartition": [("partition", 0.45)], "remove": [("discard", 0.4)],
+    "discard": [("remove", 0.3)], "get": [("pop", 0.3)], "pop": [("get", 0.3)], "add": [("update", 0.3)],
+    "update": [("add", 0.2)], "match": [("search", 0.45), ("fullmatch", 0.45)], "search": [("match", 0.4)],
+    "fullmatch": [("match", 0.4)], "isdigit": [("isnumeric", 0.3), ("isdecimal", 0.3)], "lower": [("casefold", 0.2)],
+    "strip": [("rstrip", 0.4), ("lstrip", 0.4)], "copy": [("deepcopy", 0.2)], "setdefault": [("get", 0.3)],
+    "sort": [("reverse", 0.2)], "issubset": [("issuperset", 0.45)], "issuperset": [("issubset", 0.45)],
+    "union": [("update", 0.2)], "difference": [("symmetric_difference", 0.3)],
+}  # fmt: skip
+
+
+def method_swap(src: Source, node: ast.AST) -> Iterator[Mutation]:
+    """`.values()` where `.items()` was meant: another method of the same receiver at a call site."""
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+        return
+    attr = node.func.attr
+    end = src.span(node.func)[1]
+    for new, prior in METHOD_SWAPS.get(attr, []):
+        yield Mutation("method", f"`.{attr}(...)` -> `.{new}(...)`", prior, (Edit(end - len(attr), end, new),))
+
+
+NEGATIVE_OPS = (ast.NotIn, ast.NotEq, ast.IsNot)
+
+
+def complete_clause(src: Source, node: ast.AST) -> Iterator[Mutation]:
+    """`"%Y" not in s` where `"%y"` matters too: a comparison against a literal gets a sibling clause
+    for another literal the file compares the same way (or the literal's other case)."""
+    if not (isinstance(node, ast.Compare) and len(node.ops) == 1):
+        return
+    left, right = node.left, node.comparators[0]
+    if isinstance(left, ast.Constant) and not isinstance(right, ast.Constant):
+        lit, other = left, right
+    elif isinstance(right, ast.Constant) and not isinstance(left, ast.Constant):
+        lit, other = right, left
+    else:
+        return
+    if not isinstance(lit.value, str | int) or isinstance(lit.value, bool):
+        return
+    other_text, op = src.seg(other), type(node.ops[0])
+    values: dict[object, float] = {}
+    for n in ast.walk(src.tree):  # sibling comparisons: same operator, same other side, another literal
+        if n is node or not (isinstance(n, ast.Compare) and len(n.ops) == 1 and type(n.ops[0]) is op):
+            continue
+        for a, b in ((n.left, n.comparators[0]), (n.comparators[0], n.left)):
+            if isinstance(a, ast.Constant) and type(a.value) is type(lit.value) and a.value != lit.value:
+                if src.seg(b) == other_text:
+                    values.setdefault(a.value, 0.4)
+    if isinstance(lit.value, str) and lit.value.swapcase() != lit.value and repr(lit.value.swapcase())[1:-1] in src.text:
+        values.setdefault(lit.value.swapcase(), 0.35)
+    joiner = "and" if op in NEGATIVE_OPS else "or"
+    here = src.seg(node)
+    parent = src.parent.get(node)
+    bare = isinstance(parent, ast.If | ast.While | ast.Assert) or (
+        isinstance(parent, ast.BoolOp) and (joiner == "and") == isinstance(parent.op, ast.And)
+    )
+    a, b = src.span(lit)
+    start = src.span(node)[0]
+    for value, prior in list(values.items())[:4]:
+        quote = src.text[a] if src.text[a] in "'\"" else ""
+        literal = f"{quote}{value}{quote}" if quote and isinstance(value, str) and quote not in value and "\\" not in value else repr(value)
+        sibling = here[: a - start] + literal + here[b - start :]
+        text = f"{here} {joiner} {sibling}"
+        yield Mutation("clause", f"add `{joiner} {sibling}`", prior, src.replace(node, text if bare else f"({text})"))
+
+
+def hinted_constant(src: Source, node: ast.AST, hints: tuple[int, ...]) -> Iterator[Mutation]:
+    """An integer literal that should be one the failing assertion expected, or off by the gap
+    between what it got and what it expected (hints come as (got, expected) pairs)."""
+    value = _int_value(node)
+    parent = src.parent.get(node)
+    if value is None or not hints or (isinstance(parent, ast.UnaryOp) and isinstance(parent.op, ast.USub)):
+        return
+    proposals: dict[int, float] = {}
+    for got, expected in zip(hints[::2], hints[1::2], strict=False):
+        gap = expected - got
+        if gap and abs(gap) <= 10**6:
+            proposals.setdefault(value + gap, 0.55)
+            proposals.setdefault(value - gap, 0.4)
+        if expected != value:
+            proposals.setdefault(expected, 0.35)
+    for new, prior in proposals.items():
+        if new != value:
+            yield Mutation("constant", f"`{value}` -> `{new}` (from the failing assertion)", prior, src.replace(node, str(new)))

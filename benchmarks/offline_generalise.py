@@ -1,0 +1,224 @@
+"""The offline policy on real bugs it was never tuned on: plausible vs correct, per split half.
+
+    python -m benchmarks.offline_generalise [--mirrors DIR] [--max-nodes 60] [--split tune,heldout]
+        [-i ID ...] [-w 2] [-o DIR] [--tag NAME] [--redo]
+
+Tasks (`benchmarks/generalise/bugs.jsonl`, see its README) are real bug-fix commits of small
+pure-Python libraries that the bundled suite does not use. Each task's base is the parent of the
+fix commit, rebuilt from a bare mirror of its repository: `<mirrors>/<owner>+<name>/repo` (make
+one with `git clone --bare <public url of owner/name> <mirrors>/<owner>+<name>/repo`). The fix's
+test changes are committed into the agent's base and its FAIL_TO_PASS tests are visible, as
+`treefix swebench run --visible-tests` does. The split into `tune` and `heldout` is written in
+the data file; it was fixed before any tuning, and held-out failures are not for tuning.
+
+Per bug: plausible = the patch makes the visible (FAIL_TO_PASS) tests pass; correct = it is the
+real fix (same syntax tree for every file either touches) or it also passes every held-out test
+of the real fix (PASS_TO_PASS: the project's test folder); plausible-but-wrong = the rest of the
+plausible ones (overfitting to the visible tests).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from treefix.agent.budget import Limits
+from treefix.agent.run import RunConfig, run_fix
+from treefix.agent.task import Task
+from treefix.evals.dataset import Instance, Source, load_dataset
+from treefix.evals.environment import EnvError, apply_patch, ensure_venv, pristine_source
+from treefix.evals.harness import evaluate_one, patch_paths
+from treefix.evals.worker import VisibleTests, agent_repo, drop_files, visible_test_cmd
+
+DATA = Path(__file__).resolve().parent / "generalise" / "bugs.jsonl"
+SPLITS = ("tune", "heldout")
+TEST_TIMEOUT = 60.0
+
+
+@dataclass
+class Result:
+    instance_id: str
+    split: str
+    exit_status: str
+    plausible: bool  # the visible FAIL_TO_PASS tests pass
+    correct: bool  # the real fix, or passes its held-out tests too
+    same_as_fix: bool
+    nodes: int
+    test_runs: int
+    seconds: float
+    error: str = ""
+
+
+def mirror_of(repo: str, mirrors: Path) -> Path:
+    gd = mirrors / repo.replace("/", "+", 1) / "repo"
+    return gd / ".git" if (gd / ".git").is_dir() else gd
+
+
+def materialise(inst: Instance, mirrors: Path, cache: Path) -> Instance:
+    """The instance with its base commit exported from the mirror as a local source archive."""
+    archive = cache / "generalise" / f"{inst.repo.replace('/', '+')}-{inst.base_commit}.tar.gz"
+    if not archive.exists():
+        gd = mirror_of(inst.repo, mirrors)
+        if not gd.exists():
+            raise EnvError(f"{inst.repo}: no mirror at {gd} (see the module docstring)")
+        archive.parent.mkdir(parents=True, exist_ok=True)
+        tmp = archive.with_name(archive.name + f".tmp{os.getpid()}")
+        proc = subprocess.run(
+            ["git", "--git-dir", str(gd), "archive", "--format=tar.gz", "--prefix=src/", "-o", str(tmp),
+             str(inst.base_commit)], capture_output=True, text=True,
+        )  # fmt: skip
+        if proc.returncode:
+            raise EnvError(f"{inst.repo}: git archive {inst.base_commit}: {proc.stderr.strip()}")
+        tmp.rename(archive)
+    return inst.model_copy(update={"source": Source(path=str(archive))})
+
+
+def same_as_fix(inst: Instance, patch: str, cache: Path) -> bool:
+    """Does `patch` give every file the real fix touches (and only those) the fix's syntax tree?"""
+    paths = set(patch_paths(inst.patch)) | set(patch_paths(patch))
+    if not patch.strip() or paths != set(patch_paths(inst.patch)):
+        return False
+    base = pristine_source(inst.source, cache)  # type: ignore[arg-type]
+    trees = []
+    for p in (patch, inst.patch):
+        with tempfile.TemporaryDirectory() as d:
+            for rel in paths:
+                (Path(d) / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(base / rel, Path(d) / rel)
+            if apply_patch(Path(d), p) is not None:
+                return False
+            try:
+                trees.append({rel: ast.dump(ast.parse((Path(d) / rel).read_text())) for rel in paths})
+            except SyntaxError:
+                return False
+    return trees[0] == trees[1]
+
+
+def run_one(inst: Instance, max_nodes: int, out: Path, cache: Path, tag: str) -> Result:
+    split = str(getattr(inst, "split", "?"))
+    work = Path(tempfile.mkdtemp(prefix="offline-gen-"))
+    start = time.monotonic()
+    try:
+        venv = ensure_venv(inst, cache)
+        repo = agent_repo(
+            inst, work / "repo", cache, None, VisibleTests(inst.test_patch, list(inst.FAIL_TO_PASS))
+        )
+        task = Task(
+            repo=repo, problem_statement=inst.problem_statement,
+            test_cmd=visible_test_cmd(inst.agent_test_cmd, inst.FAIL_TO_PASS),
+            task_id=inst.instance_id, env=venv.env(), test_timeout=TEST_TIMEOUT,
+        )  # fmt: skip
+        run_dir = out / "runs" / tag / inst.instance_id
+        shutil.rmtree(run_dir, ignore_errors=True)
+        limits = Limits(max_nodes=max_nodes, cost_limit=0)
+        outcome = run_fix(task, RunConfig(model="offline", limits=limits), run_dir)
+        patch = drop_files(outcome.patch, set(patch_paths(inst.test_patch)))
+        graded = evaluate_one(inst, patch, out / "grading" / tag, cache) if patch.strip() else None
+        plausible = bool(graded and graded.fail_to_pass["success"] and not graded.fail_to_pass["failure"])
+        same = plausible and same_as_fix(inst, patch, cache)
+        return Result(
+            inst.instance_id, split, outcome.exit_status, plausible, same or bool(graded and graded.resolved),
+            same, sum(outcome.summary["nodes"].values()) - 1, outcome.summary["usage"]["test_runs"],
+            round(time.monotonic() - start, 1), (graded.error or "") if graded else "",
+        )  # fmt: skip
+    except Exception as e:  # one broken task must not end the measurement
+        return Result(inst.instance_id, split, "error", False, False, False, 0, 0,
+                      round(time.monotonic() - start, 1), f"{type(e).__name__}: {e}")  # fmt: skip
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def table(results: list[Result], counts: dict[str, int]) -> str:
+    rows = [f"{'half':<8} {'bugs':>4} {'plausible':>10} {'correct':>10} {'plaus-wrong':>11} "
+            f"{'nodes/bug':>9} {'s/bug':>6} {'errors':>6}"]  # fmt: skip
+    for half, n in counts.items():
+        rs = [r for r in results if r.split == half]
+        if not rs:
+            continue
+        p, c = sum(r.plausible for r in rs), sum(r.correct for r in rs)
+        rows.append(
+            f"{half:<8} {n:>4} {p:>3} {p / n:>5.0%} {c:>3} {c / n:>5.0%} {p - sum(r.plausible and r.correct for r in rs):>11} "
+            f"{sum(r.nodes for r in rs) / len(rs):>9.1f} {sum(r.seconds for r in rs) / len(rs):>6.1f} "
+            f"{sum(r.exit_status == 'error' for r in rs):>6}"
+        )
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--dataset", type=Path, default=DATA)
+    mirrors = os.environ.get("TREEFIX_MIRRORS")
+    ap.add_argument("--mirrors", type=Path, default=Path(mirrors) if mirrors else None,
+                    help="folder of bare mirrors <owner>+<name>/repo (default: $TREEFIX_MIRRORS)")  # fmt: skip
+    ap.add_argument("--max-nodes", type=int, default=60)
+    ap.add_argument("--split", default=",".join(SPLITS), help="halves to run: tune, heldout or both")
+    ap.add_argument("-i", "--instance", action="append", default=[])
+    ap.add_argument("-w", "--workers", type=int, default=2)
+    ap.add_argument("-o", "--output", type=Path, default=Path(tempfile.gettempdir()) / "treefix-offline-generalise")
+    ap.add_argument("--cache-dir", type=Path, default=None)
+    ap.add_argument("--tag", default="default", help="name of this configuration in the output folder")
+    ap.add_argument("--redo", action="store_true", help="recompute results already in the output folder")
+    args = ap.parse_args(argv)
+    from platformdirs import user_cache_dir
+
+    cache = (args.cache_dir or Path(user_cache_dir("treefix"))).resolve()
+    if args.mirrors is None or not args.mirrors.is_dir():
+        print("error: pass --mirrors DIR (or set TREEFIX_MIRRORS): a folder of bare mirrors "
+              "<owner>+<name>/repo, see benchmarks/generalise/README.md", file=sys.stderr)  # fmt: skip
+        return 2
+    halves = [s.strip() for s in args.split.split(",") if s.strip()]
+    if bad := [h for h in halves if h not in SPLITS]:
+        print(f"error: unknown split {bad[0]!r} (choose from {', '.join(SPLITS)})", file=sys.stderr)
+        return 2
+    instances, problems = load_dataset(args.dataset)
+    if problems or not instances:
+        print(f"error: {args.dataset}: {problems[0] if problems else 'no tasks'}", file=sys.stderr)
+        return 2
+    instances = [i for i in instances if getattr(i, "split", None) in halves]
+    if args.instance:
+        instances = [i for i in instances if i.instance_id in set(args.instance)]
+    out = args.output.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    store = out / f"results-n{args.max_nodes}-{args.tag}.jsonl"
+    if args.redo:
+        store.unlink(missing_ok=True)
+    done = {r.instance_id: r for r in (Result(**json.loads(ln)) for ln in
+            (store.read_text().splitlines() if store.exists() else []) if ln.strip())}  # fmt: skip
+    lock = threading.Lock()
+
+    def one(inst: Instance) -> Result:
+        if inst.instance_id in done:
+            return done[inst.instance_id]
+        try:
+            r = run_one(materialise(inst, args.mirrors, cache), args.max_nodes, out, cache, args.tag)
+        except EnvError as e:
+            r = Result(inst.instance_id, str(getattr(inst, "split", "?")), "error", False, False, False, 0, 0, 0.0, str(e))
+        with lock:
+            with store.open("a") as fh:
+                fh.write(json.dumps(asdict(r)) + "\n")
+            mark = "correct" if r.correct else "plausible" if r.plausible else r.exit_status
+            print(f"{r.split:<8} {r.instance_id:<32} {mark:<12} {r.nodes:>3} nodes {r.seconds:>6.1f}s {r.error[:60]}", flush=True)
+        return r
+
+    with ThreadPoolExecutor(max(1, args.workers)) as pool:
+        results = list(pool.map(one, instances))
+    counts = {h: sum(getattr(i, "split", None) == h for i in instances) for h in halves}
+    print()
+    print(f"{len(instances)} real bugs, offline policy ({args.tag}), visible tests, max {args.max_nodes} nodes")
+    print(table(results, counts))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
