@@ -38,8 +38,9 @@ from treefix.agent.run import RunConfig, run_fix
 from treefix.agent.task import Task
 from treefix.evals.dataset import Instance, Source, load_dataset
 from treefix.evals.environment import EnvError, apply_patch, ensure_venv, pristine_source
-from treefix.evals.harness import evaluate_one, patch_paths
-from treefix.evals.worker import VisibleTests, agent_repo, drop_files, visible_test_cmd
+from treefix.evals.harness import evaluate_one
+from treefix.evals.worker import VisibleTests, agent_repo, visible_test_cmd
+from treefix.tools.diffs import drop_files, patch_paths
 
 DATA = Path(__file__).resolve().parent / "generalise" / "bugs.jsonl"
 SPLITS = ("tune", "heldout")
