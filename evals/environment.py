@@ -315,6 +315,20 @@ def finish_checkout(instance: Instance, repo: Path, venv: Venv, *, commit: bool)
             shutil.copy2(src / rel, repo / rel)
 
 
+@contextmanager
+def installed_checkout(repo: Path, venv: Venv, install: str | None, log: Path) -> Iterator[None]:
+    """Run SWE-bench's install command in the checkout, as its eval script does before the tests:
+    entry points and dependencies then match the base commit, not the environment commit the
+    venv was built from. The venv is shared, so its users take turns while this holds."""
+    root = venv.path.parent
+    with _locked(_sibling(root, ".use.lock")):
+        if install:
+            env = {**os.environ, **venv.env(repo)}
+            env.pop("PYTHONPATH")
+            _run_logged(install, Path(repo).resolve(), env, log, shell=True)
+        yield
+
+
 def guess_import_dirs(root: Path) -> list[str]:
     src = root / "src"
     if src.is_dir() and any((p / "__init__.py").exists() or p.suffix == ".py" for p in src.iterdir()):

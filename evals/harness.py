@@ -34,6 +34,7 @@ from treefix.evals.environment import (
     ensure_venv,
     finish_checkout,
     git,
+    installed_checkout,
     prepare_base,
 )
 from treefix.tools.sandbox import Sandbox, SubprocessSandbox, default_sandbox
@@ -218,7 +219,11 @@ def _grade(
     box = sandbox or sandbox_for(venv)
     timeout = float(getattr(inst, "timeout", None) or DEFAULT_TIMEOUT)
     if official:
-        run = box.run(cmd, repo, timeout, venv.env(repo))
+        try:
+            with installed_checkout(repo, venv, spec.raw.get("install"), log_dir / "install.log"):
+                run = box.run(cmd, repo, timeout, venv.env(repo))
+        except EnvError as e:
+            return InstanceResult(iid, ERROR, patch_applied=True, error=f"install in the checkout: {e}")
         status = swebench_specs.parse_log(inst, run.output)
         report, resolved = swebench_specs.grade_status_map(inst, status)
         f2p, p2p = report["FAIL_TO_PASS"], report["PASS_TO_PASS"]
