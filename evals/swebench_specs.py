@@ -148,7 +148,8 @@ def requirements(repo: str, src: Path) -> str | None:
         elif keep(line):
             own.append(line)
     text = "\n".join([*extra, "\n".join(own)])
-    return text.replace("types-pkg_resources", "types-setuptools")
+    # yanked from the index; SWE-bench swaps it for types-setuptools, version specifier dropped
+    return re.sub(r"(?m)^types-pkg_resources([<>=!~]=?.*|$)", "types-setuptools", text)
 
 
 def environment_yml_packages(repo: str, src: Path) -> list[str]:
