@@ -233,11 +233,7 @@ def ensure_venv(
     if system_site_packages is None:  # an escape hatch for offline tests and private task sets
         system_site_packages = bool(getattr(instance, "system_site_packages", False))
     code = instance.source.key() if instance.source else (instance.version or instance.base_commit or "")
-    # tox-current-env links .tox/<env>/bin/python to the resolved interpreter: a symlinked venv
-    # python would resolve to the base interpreter and lose the venv's packages.
-    copies = bool(spec and str(spec.raw.get("test_cmd", "")).startswith("tox"))
-    recipe: object = ["swebench", spec.hash, spec.python] + (["copies"] if copies else []) if spec else [
-        setup, sys.version]  # fmt: skip
+    recipe: object = ["swebench", spec.hash, spec.python] if spec else [setup, sys.version]
     key = json.dumps([instance.repo, code, recipe, python, system_site_packages, instance.pythonpath])
     root = cache_dir / "venvs" / _slug(f"{instance.repo}-{code}")[:60]
     root = root.with_name(f"{root.name}-{hashlib.sha256(key.encode()).hexdigest()[:10]}")
@@ -258,7 +254,7 @@ def ensure_venv(
                 commit = getattr(instance, "environment_setup_commit", None) or instance.base_commit
                 inst = instance.model_copy(update={"base_commit": commit})
                 prepare_base(inst, src, cache_dir, repos_dir)
-            cmd = [python, "-m", "venv", str(root / "venv")] + (["--copies"] if copies else [])
+            cmd = [python, "-m", "venv", str(root / "venv")]
             _run_logged(
                 cmd + (["--system-site-packages"] if system_site_packages else []), src, dict(os.environ), log
             )
