@@ -142,6 +142,30 @@ def eval_(
 
 
 @app.command()
+def validate(
+    dataset: Dataset,
+    repos_dir: ReposDir = None,
+    cache_dir: CacheDir = None,
+    output: Annotated[Path, typer.Option("-o", "--output", help="where the validation folder is written")] = Path(
+        "evaluation"
+    ),
+    instance: Annotated[
+        list[str] | None, typer.Option("-i", "--instance", help="instance id (repeatable)")
+    ] = None,
+    workers: Annotated[int, typer.Option("-w", "--workers", help="instances checked in parallel")] = 1,
+    run_id: Annotated[str | None, typer.Option("--run-id", help="name of the validation folder")] = None,
+) -> None:
+    """Check each instance with SWE-bench's rules (FAIL_TO_PASS fails before gold and passes after,
+    PASS_TO_PASS passes both); a table of valid/invalid with a reason, and valid.jsonl."""
+    from treefix.evals.grading import validate_command
+
+    raise typer.Exit(
+        validate_command(dataset=dataset, repos_dir=repos_dir, output=output, instance_ids=instance or [],
+                         workers=workers, run_id=run_id, cache_dir=cache_dir)  # fmt: skip
+    )
+
+
+@app.command()
 def report(
     runs: Annotated[list[Path], typer.Argument(help="batch output folders to report on and compare")],
     eval_report: Annotated[

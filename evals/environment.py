@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from treefix.evals import swebench_specs
 from treefix.evals.dataset import Instance, Source
 from treefix.tools.secrets import without_secrets
 
@@ -52,6 +53,9 @@ class EnvError(RuntimeError):
 class Venv:
     path: Path  # the venv directory
     import_dirs: tuple[str, ...] = (".",)  # checkout-relative roots put on PYTHONPATH
+    # setuptools_scm finds no tag in a fresh checkout and would say "unknown"; the instance's
+    # version stands in for it, at build time and in every test run.
+    pretend_version: str | None = None
 
     @property
     def bin(self) -> Path:
@@ -61,11 +65,16 @@ class Venv:
     def python(self) -> Path:
         return self.bin / "python"
 
+    @property
+    def source(self) -> Path:
+        """The checkout the venv was built from (generated files such as _version.py live there)."""
+        return self.path.parent / "src"
+
     def env(self, root: Path | None = None) -> dict[str, str]:
         """Variables to overlay on os.environ. Without `root`, PYTHONPATH is relative to the cwd,
         so one env works in every worktree as long as commands run from the checkout root."""
-        dirs = [str(root / d) if root else d for d in self.import_dirs]
-        return {
+        dirs = [str(Path(root).resolve() / d) if root else d for d in self.import_dirs]
+        env = {
             "VIRTUAL_ENV": str(self.path),
             "PATH": f"{self.bin}{os.pathsep}{os.environ.get('PATH', '')}",
             "PYTHONPATH": os.pathsep.join(dirs),
@@ -73,6 +82,9 @@ class Venv:
             "PYTHONNOUSERSITE": "1",
             "PIP_DISABLE_PIP_VERSION_CHECK": "1",
         }
+        if self.pretend_version:
+            env["SETUPTOOLS_SCM_PRETEND_VERSION"] = self.pretend_version
+        return env
 
 
 def git(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -116,7 +128,7 @@ def apply_patch(repo: Path, patch: str, *, name: str = "patch") -> str | None:
 
 def prepare_base(instance: Instance, work_dir: Path, cache_dir: Path, repos_dir: Path | None = None) -> Path:
     """Make `work_dir` a fresh git repository at the instance's buggy base and return it."""
-    work_dir = Path(work_dir)
+    work_dir = Path(work_dir).resolve()
     if work_dir.exists() and any(work_dir.iterdir()):
         raise EnvError(f"{work_dir} is not empty; a base is always built fresh")
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -145,7 +157,7 @@ def base_commit(repo: Path) -> str:
 def find_repo(repo: str, repos_dir: Path | None) -> Path:
     if repos_dir is None:
         raise EnvError(f"{repo}: instance has no 'source'; pass --repos-dir with a clone of it")
-    for cand in (Path(repos_dir) / repo.replace("/", "__"), Path(repos_dir) / repo):
+    for cand in (Path(repos_dir).resolve() / repo.replace("/", "__"), Path(repos_dir).resolve() / repo):
         if (cand / ".git").exists() or (cand / "HEAD").is_file():
             return cand
     raise EnvError(f"{repo}: no clone in {repos_dir} (looked for {repo.replace('/', '__')} and {repo})")
@@ -207,13 +219,24 @@ def ensure_venv(
     repos_dir: Path | None = None,
     system_site_packages: bool | None = None,
 ) -> Venv:
-    """The cached venv for this instance's code, built with `setup` on first use."""
+    """The cached venv for this instance's code, built with `setup` on first use.
+
+    A repository instance without our own `setup`/`test_cmd` is built from SWE-bench's spec for
+    its (repo, version), with the interpreter the spec asks for, cached per (repo, version,
+    python, spec hash)."""
+    cache_dir = Path(cache_dir).resolve()
+    try:
+        spec = swebench_specs.spec_for(instance) if swebench_specs.applies(instance) else None
+        python = str(swebench_specs.find_python(spec.python)) if spec else sys.executable
+    except swebench_specs.SpecError as e:
+        raise EnvError(f"{instance.instance_id}: {e}") from None
     setup = instance.setup if instance.setup is not None else DEFAULT_SETUP
     if system_site_packages is None:  # an escape hatch for offline tests and private task sets
         system_site_packages = bool(getattr(instance, "system_site_packages", False))
     code = instance.source.key() if instance.source else (instance.version or instance.base_commit or "")
-    key = json.dumps([instance.repo, code, setup, sys.version, system_site_packages, instance.pythonpath])
-    root = Path(cache_dir) / "venvs" / _slug(f"{instance.repo}-{code}")[:60]
+    recipe: object = ["swebench", spec.hash, spec.python] if spec else [setup, sys.version]
+    key = json.dumps([instance.repo, code, recipe, python, system_site_packages, instance.pythonpath])
+    root = cache_dir / "venvs" / _slug(f"{instance.repo}-{code}")[:60]
     root = root.with_name(f"{root.name}-{hashlib.sha256(key.encode()).hexdigest()[:10]}")
     if (venv := _ready(root)) is not None:
         return venv
@@ -223,6 +246,7 @@ def ensure_venv(
         shutil.rmtree(root, ignore_errors=True)
         root.mkdir(parents=True)
         log = _sibling(root, ".log")
+        log.write_text("")
         try:
             src = root / "src"
             if instance.source is not None:
@@ -231,21 +255,79 @@ def ensure_venv(
                 commit = getattr(instance, "environment_setup_commit", None) or instance.base_commit
                 inst = instance.model_copy(update={"base_commit": commit})
                 prepare_base(inst, src, cache_dir, repos_dir)
-            cmd = [sys.executable, "-m", "venv", str(root / "venv")]
+            cmd = [python, "-m", "venv", str(root / "venv")]
             _run_logged(
                 cmd + (["--system-site-packages"] if system_site_packages else []), src, dict(os.environ), log
             )
-            venv = Venv(root / "venv", tuple(instance.pythonpath or guess_import_dirs(src)))
+            venv = Venv(root / "venv", tuple(instance.pythonpath or guess_import_dirs(src)),
+                        pretend_version(instance))  # fmt: skip
             env = {**without_secrets(), **venv.env(src)}  # setup runs the package's own code: no keys
             env.pop("PYTHONPATH")  # setup installs from the source dir itself
+            if spec is not None:
+                with log.open("a") as fh:
+                    for step in spec.skipped_steps():
+                        fh.write(f"# skipped (needs root or the network): {step}\n")
+                setup = spec.setup_steps(src, root)
             for step in setup:
                 _run_logged(step, src, env, log, shell=True)
         except BaseException:
             shutil.rmtree(root, ignore_errors=True)
             raise
         # Written last: a venv without this file is never used.
-        (root / _READY).write_text(json.dumps({"python": str(venv.python), "import_dirs": venv.import_dirs}))
+        meta = {"python": str(venv.python), "import_dirs": venv.import_dirs, "pretend_version": venv.pretend_version}
+        (root / _READY).write_text(json.dumps(meta))
     return venv
+
+
+def pretend_version(instance: Instance) -> str | None:
+    """The version setuptools_scm should report for a checkout without tags ("5.4" -> "5.4.0")."""
+    v = instance.version
+    if instance.source is not None or not v or not re.fullmatch(r"\d+(\.\d+)*", v):
+        return None  # sdists carry their version in PKG-INFO
+    return v if v.count(".") >= 2 else v + ".0"
+
+
+_GENERATED = re.compile(r"(^|/)_?version\.py$")
+
+
+def finish_checkout(instance: Instance, repo: Path, venv: Venv, *, commit: bool) -> None:
+    """Make a fresh checkout look like the environment SWE-bench tests in: its spec's repository
+    pre-install steps (e.g. sed edits of tox.ini), and the version files setuptools_scm generated
+    at install time (git-ignored, so they never show in a diff). With `commit`, the edits become a
+    commit so that patches and `git diff` see only what comes after."""
+    repo = Path(repo).resolve()
+    if swebench_specs.applies(instance) and swebench_specs.available():
+        try:
+            spec = swebench_specs.spec_for(instance)
+        except swebench_specs.SpecError:
+            spec = None
+        for step in spec.repo_steps() if spec else []:
+            proc = subprocess.run(step, shell=True, cwd=repo, capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise EnvError(f"{instance.instance_id}: pre-install step failed: {step}: {proc.stderr.strip()}")
+        if commit and git(repo, "status", "--porcelain").stdout.strip():
+            git(repo, "commit", "-q", "--no-verify", "-am", "SWE-bench pre-install")
+    src = venv.source
+    if not (src / ".git").exists():
+        return
+    listed = git(src, "ls-files", "--others", "--ignored", "--exclude-standard", check=False).stdout.splitlines()
+    for rel in listed:
+        if _GENERATED.search(rel) and not (repo / rel).exists() and (repo / rel).parent.is_dir():
+            shutil.copy2(src / rel, repo / rel)
+
+
+@contextmanager
+def installed_checkout(repo: Path, venv: Venv, install: str | None, log: Path) -> Iterator[None]:
+    """Run SWE-bench's install command in the checkout, as its eval script does before the tests:
+    entry points and dependencies then match the base commit, not the environment commit the
+    venv was built from. The venv is shared, so its users take turns while this holds."""
+    root = venv.path.parent
+    with _locked(_sibling(root, ".use.lock")):
+        if install:
+            env = {**os.environ, **venv.env(repo)}
+            env.pop("PYTHONPATH")
+            _run_logged(install, Path(repo).resolve(), env, log, shell=True)
+        yield
 
 
 def guess_import_dirs(root: Path) -> list[str]:
@@ -260,7 +342,7 @@ def _ready(root: Path) -> Venv | None:
         meta = json.loads((root / _READY).read_text())
     except (OSError, ValueError):
         return None
-    return Venv(root / "venv", tuple(meta["import_dirs"]))
+    return Venv(root / "venv", tuple(meta["import_dirs"]), meta.get("pretend_version"))
 
 
 def _run_logged(cmd: str | list[str], cwd: Path, env: dict[str, str], log: Path, shell: bool = False) -> None:

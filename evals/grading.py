@@ -144,3 +144,59 @@ def _error(message: str) -> int:
     """One line on stderr, like `_fail` in evals/cli.py; escaped so `treefix[swebench]` shows."""
     err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     return 2
+
+
+def validate_command(
+    dataset: Path,
+    repos_dir: Path | None,
+    output: Path,
+    instance_ids: list[str],
+    workers: int,
+    run_id: str | None,
+    cache_dir: Path | None = None,
+) -> int:
+    """Validate instances with SWE-bench's rules; 0 when every one was judged (valid or not)."""
+    from treefix.evals.harness import new_run_id
+    from treefix.evals.validate import Verdict, validate
+
+    if not dataset.is_file():
+        return _error(f"dataset not found: {dataset}")
+    if workers < 1:
+        return _error("-w/--workers must be at least 1")
+    if repos_dir is not None and not repos_dir.is_dir():
+        return _error(f"--repos-dir is not a folder: {repos_dir}")
+    instances, problems = load_dataset(dataset)
+    for problem in problems:
+        err_console.print(f"[yellow]skipped[/] {escape(f'{dataset}: {problem}')}")
+    if not instances:
+        return _error(f"no usable instances in {dataset}")
+    if instance_ids:
+        unknown = sorted(set(instance_ids) - {i.instance_id for i in instances})
+        if unknown:
+            return _error(f"unknown instance id(s): {', '.join(unknown)}")
+        instances = [i for i in instances if i.instance_id in set(instance_ids)]
+    run_dir = output / (run_id or f"validate-{new_run_id()}")
+    if run_dir.exists():
+        return _error(f"{run_dir} already exists; pick another --run-id")
+    try:
+        run_dir.mkdir(parents=True)
+    except OSError as e:
+        return _error(f"cannot write to {output}: {e.strerror or e}")
+
+    def progress(v: Verdict) -> None:
+        mark = "[green]  valid[/]" if v.valid else "[red]invalid[/]"
+        console.print(f"{mark} {v.instance_id} ({v.before:.0f}s + {v.after:.0f}s) {escape(v.reason)}")
+
+    start = time.monotonic()
+    verdicts = validate(instances, run_dir, cache_dir or default_cache_dir(), repos_dir, workers, progress)
+    table = Table(title=f"{dataset.name}: {sum(v.valid for v in verdicts)} of {len(verdicts)} valid")
+    for col in ("instance", "verdict", "reason"):
+        table.add_column(col, overflow="fold")
+    for v in verdicts:
+        table.add_row(v.instance_id, "[green]valid[/]" if v.valid else "[red]invalid[/]", escape(v.reason))
+    console.print(table)
+    valid = run_dir / "valid.jsonl"
+    valid.write_text("".join(json.dumps({"instance_id": v.instance_id}) + "\n" for v in verdicts if v.valid))
+    console.print(f"valid ids: {valid}  verdicts: {run_dir / 'verdicts.jsonl'}  "
+                  f"wall time: {time.monotonic() - start:.0f}s")  # fmt: skip
+    return 0

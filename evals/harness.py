@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -24,11 +25,20 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from treefix.evals import swebench_specs
 from treefix.evals.dataset import Instance
-from treefix.evals.environment import EnvError, apply_patch, ensure_venv, git, prepare_base
+from treefix.evals.environment import (
+    EnvError,
+    apply_patch,
+    ensure_venv,
+    finish_checkout,
+    git,
+    installed_checkout,
+    prepare_base,
+)
 from treefix.tools.diffs import patch_paths
 from treefix.tools.sandbox import Sandbox, default_sandbox
-from treefix.tools.testing import PASSED, run_tests
+from treefix.tools.testing import PASSED, isolate_pytest, run_tests
 
 RESOLVED, UNRESOLVED, EMPTY, ERROR = "resolved", "unresolved", "empty_patch", "error"
 DEFAULT_TEST_CMD = "python -m pytest -rA -p no:cacheprovider"
@@ -112,7 +122,10 @@ def evaluate(
     # A folder name under output, never a path that leads out of it.
     if not re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9._-]*", run_id):
         raise HarnessError(f"run id {run_id!r} must be a plain name (letters, digits, . _ -)")
-    run_dir = Path(output) / run_id
+    # Absolute from here on: every path handed to a subprocess must not depend on its cwd.
+    output, cache_dir = Path(output).resolve(), Path(cache_dir).resolve()
+    repos_dir = Path(repos_dir).resolve() if repos_dir else None
+    run_dir = output / run_id
     if run_dir.exists():
         raise HarnessError(f"run {run_id!r} already exists in {output}; pick another run id or delete it")
     todo = [i for i in instances if i.instance_id in predictions]
@@ -184,20 +197,42 @@ def _grade(
     empty: bool,
 ) -> InstanceResult:
     iid = inst.instance_id
-    prepare_base(inst, repo, cache_dir, repos_dir)
+    official = swebench_specs.applies(inst) and swebench_specs.available()
+    if official:  # SWE-bench's own command, directives, log parser and rules
+        try:
+            spec = swebench_specs.spec_for(inst)
+        except swebench_specs.SpecError as e:
+            return InstanceResult(iid, ERROR, error=f"{iid}: {e}")
+    repo = prepare_base(inst, repo, cache_dir, repos_dir)
     venv = ensure_venv(inst, cache_dir, repos_dir)
+    finish_checkout(inst, repo, venv, commit=True)
     if error := apply_patch(repo, model_patch, name="model_patch"):
         return InstanceResult(iid, ERROR, error=error)
     reset_test_files(repo, inst.test_patch)
     if error := apply_patch(repo, inst.test_patch, name="test_patch"):
         return InstanceResult(iid, ERROR, patch_applied=True, error=error)
-    cmd = test_command(inst)
-    (log_dir / "eval.sh").write_text(f"cd {repo}\n{cmd}\n")
+    if official:
+        cmd = isolate_pytest(spec.test_command(inst), repo)
+    else:
+        cmd = test_command(inst)
+    (log_dir / "eval.sh").write_text(f"cd {shlex.quote(str(repo))}\n{cmd}\n")
     box = sandbox or default_sandbox()  # a venv under /tmp stays visible: its PATH is shown
     timeout = float(getattr(inst, "timeout", None) or DEFAULT_TIMEOUT)
-    run, tests = run_tests(box, cmd, repo, timeout, venv.env(repo))
+    if official:
+        try:
+            with installed_checkout(repo, venv, spec.raw.get("install"), log_dir / "install.log"):
+                run = box.run(cmd, repo, timeout, venv.env(repo))
+        except EnvError as e:
+            return InstanceResult(iid, ERROR, patch_applied=True, error=f"install in the checkout: {e}")
+        status = swebench_specs.parse_log(inst, run.output)
+        report, resolved = swebench_specs.grade_status_map(inst, status)
+        f2p, p2p = report["FAIL_TO_PASS"], report["PASS_TO_PASS"]
+        result = InstanceResult(iid, RESOLVED if resolved else EMPTY if empty else UNRESOLVED, resolved,
+                                fail_to_pass=f2p, pass_to_pass=p2p, tests=dict(status))  # fmt: skip
+    else:
+        run, tests = run_tests(box, cmd, repo, timeout, venv.env(repo))
+        result = grade(iid, inst.FAIL_TO_PASS, inst.PASS_TO_PASS, tests.tests, empty)
     (log_dir / "test_output.txt").write_text(run.output)
-    result = grade(iid, inst.FAIL_TO_PASS, inst.PASS_TO_PASS, tests.tests, empty)
     result.patch_applied = True
     if run.timed_out:
         result.error = f"tests timed out after {timeout:.0f}s"
@@ -209,6 +244,7 @@ def _grade(
 def grade(
     iid: str, f2p: list[str], p2p: list[str], tests: dict[str, str], empty: bool = False
 ) -> InstanceResult:
+    tests = with_truncated_ids(tests)
     split = {name: {"success": [t for t in ids if tests.get(t) == PASSED],
                     "failure": [t for t in ids if tests.get(t) != PASSED]}
              for name, ids in (("f2p", f2p), ("p2p", p2p))}  # fmt: skip
@@ -219,6 +255,21 @@ def grade(
     )
 
 
+def with_truncated_ids(tests: dict[str, str]) -> dict[str, str]:
+    """Add the ids SWE-bench records for parametrized tests whose parameters hold a space: its log
+    parser splits on whitespace, so `t.py::test_x[a b]` is stored as `t.py::test_x[a`. Several
+    tests can share one cut id; it passes only if all of them passed."""
+    out = dict(tests)
+    cut: dict[str, list[str]] = {}
+    for test, outcome in tests.items():
+        if len(parts := test.split()) > 1:
+            cut.setdefault(parts[0], []).append(outcome)
+    for short, outcomes in cut.items():
+        if short not in tests:
+            out[short] = PASSED if all(o == PASSED for o in outcomes) else next(o for o in outcomes if o != PASSED)
+    return out
+
+
 def test_command(inst: Instance) -> str:
     if inst.test_cmd:
         return inst.test_cmd
@@ -227,7 +278,10 @@ def test_command(inst: Instance) -> str:
 
 
 def needs_official_harness(inst: Instance) -> bool:
-    """No test command and test ids that are not pytest node ids (e.g. Django's unittest names)."""
+    """No test command, no SWE-bench specs installed, and test ids that are not pytest node ids
+    (e.g. Django's unittest names)."""
+    if swebench_specs.applies(inst) and swebench_specs.available():
+        return False
     return not inst.test_cmd and not all("::" in t for t in inst.FAIL_TO_PASS + inst.PASS_TO_PASS)
 
 

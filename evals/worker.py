@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # the agent is imported in the worker process only, when it s
     from treefix.agent.models.base import ChatModel
     from treefix.agent.run import RunOutcome
     from treefix.agent.task import Task
+    from treefix.evals.environment import Venv
 
 Emit = Callable[[str, dict[str, Any]], None]
 ERROR = "error"  # exit status prefix of an instance that failed before or outside the search
@@ -131,7 +132,7 @@ def _solve(item: WorkItem, work: Path, emit: Emit, start: float, model: ChatMode
     repos = Path(item.repos_dir) if item.repos_dir else None
     inst = item.env.instance(item.task.problem_statement)
     venv = ensure_venv(inst, cache, repos)
-    repo = agent_repo(inst, work / "repo", cache, repos, item.visible)
+    repo = agent_repo(inst, work / "repo", cache, repos, item.visible, venv)
     test_cmd = item.task.test_cmd
     if item.visible is not None:
         test_cmd = visible_test_cmd(test_cmd, item.visible.tests)
@@ -181,13 +182,22 @@ def _run_or_resume(
 
 
 def agent_repo(
-    inst: Instance, dest: Path, cache: Path, repos: Path | None, visible: VisibleTests | None = None
+    inst: Instance,
+    dest: Path,
+    cache: Path,
+    repos: Path | None,
+    visible: VisibleTests | None = None,
+    venv: Venv | None = None,
 ) -> Path:
     """The base as a fresh repository with a single commit: the history of a prepared base (the
-    pristine commit before `bug_patch`, or a clone's later commits) would show the agent the fix."""
-    from treefix.evals.environment import EnvError, apply_patch, git, prepare_base
+    pristine commit before `bug_patch`, or a clone's later commits) would show the agent the fix.
+    With `venv`, the checkout gets what grading gives it too (SWE-bench's pre-install edits, the
+    version files setuptools_scm generated), so the project's own tests run in it."""
+    from treefix.evals.environment import EnvError, apply_patch, finish_checkout, git, prepare_base
 
-    prepare_base(inst, dest, cache, repos)
+    dest = prepare_base(inst, dest, cache, repos)
+    if venv is not None:
+        finish_checkout(inst, dest, venv, commit=False)
     shutil.rmtree(dest / ".git")
     git(dest, "-c", "init.defaultBranch=main", "init", "-q")
     (dest / ".git" / "info").mkdir(parents=True, exist_ok=True)

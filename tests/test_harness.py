@@ -107,10 +107,11 @@ def test_grading_rules() -> None:
     assert grade("i", ["t::missing"], [], tests).fail_to_pass["failure"] == ["t::missing"]
 
 
-def test_instances_without_pytest_need_the_official_harness() -> None:
+def test_repository_instances_are_graded_locally_with_swebench_specs() -> None:
+    """With the pinned SWE-bench specs (the dev extra), Django's unittest ids need no Docker."""
     django = Instance(instance_id="django-1", repo="django/django", problem_statement="x", base_commit="abc",
                       FAIL_TO_PASS=["test_x (admin.tests.AdminTests)"])  # fmt: skip
-    assert needs_official_harness(django)
+    assert not needs_official_harness(django)
     assert not needs_official_harness(django.model_copy(update={"FAIL_TO_PASS": ["tests/t.py::test_x"]}))
     assert patch_paths(TEST_PATCH) == ["tests/test_add.py"]
 

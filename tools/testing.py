@@ -44,8 +44,11 @@ def _counted(tests: dict[str, str], collected: bool) -> TestReport:
 # --- junit XML ---------------------------------------------------------------------------------
 
 
-def _node_id(classname: str, name: str, file: str | None) -> str:
-    """pytest writes classname "pkg.test_x.TestK" + name "test_b"; rebuild "pkg/test_x.py::TestK::test_b"."""
+def _node_id(classname: str, name: str, file: str | None, root: Path | None = None) -> str:
+    """pytest writes classname "pkg.test_x.TestK" + name "test_b"; rebuild "pkg/test_x.py::TestK::test_b".
+
+    The classname comes from the node id; `file` is where the function is defined, which for a
+    test inherited from a base class in another module is that module, not the test's own file."""
     if not classname:  # a collection error names the module itself
         return file or name.replace(".", "/") + ".py"
     parts = classname.split(".")
@@ -53,13 +56,21 @@ def _node_id(classname: str, name: str, file: str | None) -> str:
     if module and (classname == module or classname.startswith(module + ".")):
         classes = parts[len(module.split(".")) :]
     else:
-        # No usable file attribute (xunit2): trailing capitalised parts are classes ("Test*").
-        split = len(parts)
-        while split > 1 and parts[split - 1][:1].isupper():
-            split -= 1
+        split = None
+        if root is not None:  # the longest dotted prefix that is a module file in the checkout
+            split = next((k for k in range(len(parts), 0, -1)
+                          if (root / ("/".join(parts[:k]) + ".py")).is_file()), None)  # fmt: skip
+        if split is None:
+            # Trailing capitalised parts are classes ("Test*").
+            split = len(parts)
+            while split > 1 and parts[split - 1][:1].isupper():
+                split -= 1
         classes = parts[split:]
-        file = file or "/".join(parts[:split]) + ".py"
+        file = "/".join(parts[:split]) + ".py"
     return "::".join([file, *classes, name])
+
+
+_RANK = {PASSED: 0, SKIPPED: 1, FAILED: 2, ERROR: 3}
 
 
 def _outcome(case: ET.Element) -> str:
@@ -73,7 +84,7 @@ def _outcome(case: ET.Element) -> str:
     return PASSED
 
 
-def parse_junit(xml_text: str) -> TestReport:
+def parse_junit(xml_text: str, checkout: Path | None = None) -> TestReport:
     try:
         root = ET.fromstring(xml_text)
     except ET.ParseError:
@@ -81,8 +92,11 @@ def parse_junit(xml_text: str) -> TestReport:
     tests: dict[str, str] = {}
     collected = root.tag in ("testsuites", "testsuite")
     for case in root.iter("testcase"):
-        node = _node_id(case.get("classname", ""), case.get("name", ""), case.get("file"))
-        tests[node] = _outcome(case)
+        node = _node_id(case.get("classname", ""), case.get("name", ""), case.get("file"), checkout)
+        outcome = _outcome(case)
+        # Two cases that still map to one id must not let a pass hide a failure.
+        if _RANK.get(outcome, 0) >= _RANK.get(tests.get(node, PASSED), 0):
+            tests[node] = outcome
         if any(e.get("message") == "collection failure" for e in case.iter("error")):
             collected = False  # pytest stops the session on collection errors
     return _counted(tests, collected)
@@ -142,30 +156,67 @@ def _invokes_pytest(segment: str) -> bool:
     return False
 
 
-def pytest_command(test_cmd: str, junit_path: Path) -> str:
+_CONFIGS = {"pytest.ini": None, ".pytest.ini": None, "pyproject.toml": "[tool.pytest.ini_options]",
+            "tox.ini": "[pytest]", "setup.cfg": "[tool:pytest]"}  # fmt: skip
+
+
+def has_pytest_config(folder: Path) -> bool:
+    for name, section in _CONFIGS.items():
+        f = folder / name
+        if f.is_file() and (section is None or section in f.read_text(errors="replace")):
+            return True
+    return False
+
+
+def isolation_options(root: Path) -> str:
+    """pytest options that make `root` the rootdir whatever folder holds it: without them a
+    pytest.ini or pyproject.toml above the checkout becomes the rootdir (every id gets a prefix)
+    and its addopts apply. A foreign config is shut out only when `root` has none of its own."""
+    root = Path(root).resolve()
+    opts = f" --rootdir={shlex.quote(str(root))}"
+    if not has_pytest_config(root) and any(has_pytest_config(p) for p in root.parents):
+        opts += " -c /dev/null"
+    return opts
+
+
+def _insert(test_cmd: str, extra: str) -> str | None:
+    parts = _SEPARATOR.split(test_cmd)
+    for i in range(0, len(parts), 2):  # even indexes are commands, odd ones separators
+        if _invokes_pytest(parts[i]):
+            stripped = parts[i].rstrip()
+            parts[i] = stripped + extra + parts[i][len(stripped) :]
+            return "".join(parts)
+    return None
+
+
+def isolate_pytest(test_cmd: str, root: Path) -> str:
+    """`test_cmd` with `isolation_options` on its first pytest invocation (unless it sets its own)."""
+    if "--rootdir" in test_cmd:
+        return test_cmd
+    return _insert(test_cmd, isolation_options(root)) or test_cmd
+
+
+def pytest_command(test_cmd: str, junit_path: Path, root: Path | None = None) -> str:
     """Add junit options to the first pytest invocation of a shell command, else return it as is.
 
     The options go at the end of that simple command, so `cd x && pytest -q | tee log` still works.
     """
-    parts = _SEPARATOR.split(test_cmd)
-    for i in range(0, len(parts), 2):  # even indexes are commands, odd ones separators
-        if _invokes_pytest(parts[i]):
-            extra = f" --junitxml={shlex.quote(str(junit_path))} -o junit_family=xunit1"
-            stripped = parts[i].rstrip()
-            parts[i] = stripped + extra + parts[i][len(stripped) :]
-            return "".join(parts)
-    return test_cmd
+    extra = f" --junitxml={shlex.quote(str(junit_path))} -o junit_family=xunit1"
+    if root is not None and "--rootdir" not in test_cmd:
+        extra += isolation_options(root)
+    return _insert(test_cmd, extra) or test_cmd
 
 
 def run_tests(
     sandbox: Sandbox, test_cmd: str, cwd: Path, timeout: float, env: dict[str, str] | None = None
 ) -> tuple[RunResult, TestReport]:
+    cwd = Path(cwd).resolve()
     junit_dir = Path(tempfile.mkdtemp(prefix="junit-", dir=scratch_root()))  # outside cwd: no diff noise
     try:
         junit = junit_dir / "report.xml"
-        cmd = pytest_command(test_cmd, junit)
+        cmd = pytest_command(test_cmd, junit, cwd)
         result = sandbox.run(cmd, cwd, timeout, env)
-        report = parse_junit(junit.read_text(errors="replace")) if junit.exists() else TestReport()
+        report = parse_junit(junit.read_text(errors="replace"), Path(cwd)) if junit.exists() else TestReport()
     finally:
         shutil.rmtree(junit_dir, ignore_errors=True)
     if not report.tests and not report.collected:  # no junit file, or a broken one

@@ -1,0 +1,86 @@
+"""SWE-bench's own specs, directives, log parsers and rules, as the local harness uses them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from treefix.evals import swebench_specs
+from treefix.evals.dataset import Instance
+
+SYMPY_TESTS = """diff --git a/sympy/core/tests/test_numbers.py b/sympy/core/tests/test_numbers.py
+--- a/sympy/core/tests/test_numbers.py
++++ b/sympy/core/tests/test_numbers.py
+@@ -1 +1 @@
+-x
++y
+"""
+SYMPY_LOG = """============================= test process starts ==============================
+sympy/core/tests/test_numbers.py[3]
+test_integers ok
+test_mod F
+test_float E
+
+________________________________________________________________________________
+__________________ sympy/core/tests/test_numbers.py:test_mod ___________________
+AssertionError
+"""
+DJANGO_LOG = """test_add (admin_views.tests.AdminViewTests) ... ok
+test_delete (admin_views.tests.AdminViewTests) ... FAIL
+test_skip (admin_views.tests.AdminViewTests) ... skipped 'no db'
+"""
+
+
+def _inst(repo: str, version: str, test_patch: str, f2p: list[str], p2p: list[str]) -> Instance:
+    return Instance(instance_id=f"{repo.replace('/', '__')}-1", repo=repo, problem_statement="x",
+                    base_commit="abc", version=version, test_patch=test_patch,
+                    FAIL_TO_PASS=f2p, PASS_TO_PASS=p2p)  # fmt: skip
+
+
+def test_sympy_runs_its_own_runner_and_is_graded_by_its_parser() -> None:
+    inst = _inst("sympy/sympy", "1.1", SYMPY_TESTS, ["test_mod"], ["test_integers"])
+    spec = swebench_specs.spec_for(inst)
+    assert spec.python == "3.9"
+    assert spec.test_command(inst).endswith("bin/test -C --verbose sympy/core/tests/test_numbers.py")
+    status = swebench_specs.parse_log(inst, SYMPY_LOG)
+    assert status == {"sympy/core/tests/test_numbers.py:test_mod": "FAILED", "test_integers": "PASSED",
+                      "test_mod": "FAILED", "test_float": "ERROR"}  # fmt: skip
+    report, resolved = swebench_specs.grade_status_map(inst, status)
+    assert not resolved and report["FAIL_TO_PASS"]["failure"] == ["test_mod"]
+    fixed = SYMPY_LOG.replace("test_mod F", "test_mod ok")
+    fixed = fixed[: fixed.index("_____")]
+    assert swebench_specs.grade_status_map(inst, swebench_specs.parse_log(inst, fixed))[1]
+
+
+def test_django_directives_and_parser() -> None:
+    patch = SYMPY_TESTS.replace("sympy/core/tests/test_numbers.py", "tests/admin_views/tests.py")
+    inst = _inst("django/django", "3.0", patch, ["test_delete (admin_views.tests.AdminViewTests)"],
+                 ["test_add (admin_views.tests.AdminViewTests)"])  # fmt: skip
+    cmd = swebench_specs.spec_for(inst).test_command(inst)
+    assert "runtests.py" in cmd and cmd.endswith(" admin_views.tests")
+    report, resolved = swebench_specs.grade_status_map(inst, swebench_specs.parse_log(inst, DJANGO_LOG))
+    assert not resolved and report["PASS_TO_PASS"]["success"] == ["test_add (admin_views.tests.AdminViewTests)"]
+    ok = DJANGO_LOG.replace("... FAIL", "... ok")
+    assert swebench_specs.grade_status_map(inst, swebench_specs.parse_log(inst, ok))[1]
+
+
+def test_environment_yml_and_requirements_are_read_from_the_checkout(tmp_path: Path) -> None:
+    (tmp_path / "ci" / "requirements").mkdir(parents=True)
+    (tmp_path / "ci/requirements/environment.yml").write_text(
+        "name: x\nchannels:\n  - conda-forge\ndependencies:\n  - python=3.10\n  - numpy>=1.21\n"
+        "  - pandas\n  - pip\n  - pip:\n      - pytest-timeout==2.1\nother: 1\n"
+    )
+    assert swebench_specs.environment_yml_packages("pydata/xarray", tmp_path) == [
+        "numpy", "pandas", "pytest-timeout==2.1"]  # fmt: skip
+    (tmp_path / "requirements").mkdir()
+    (tmp_path / "requirements/dev.txt").write_text("-r tests.txt\n-e .\n# comment\ntypes-pkg_resources==0.1.3\n")
+    (tmp_path / "requirements/tests.txt").write_text("pytest\n")
+    assert swebench_specs.requirements("pallets/flask", tmp_path).split() == ["pytest", "types-setuptools"]
+
+
+def test_system_steps_are_left_out_and_repository_edits_kept() -> None:
+    inst = _inst("matplotlib/matplotlib", "3.5", "", ["t"], [])
+    spec = swebench_specs.spec_for(inst)
+    assert spec.repo_steps() == []
+    assert any(s.startswith("apt-get") for s in spec.skipped_steps())
+    sphinx = swebench_specs.spec_for(_inst("sphinx-doc/sphinx", "3.5", "", ["t"], []))
+    assert "sed -i 's/pytest/pytest -rA/' tox.ini" in sphinx.repo_steps()
