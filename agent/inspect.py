@@ -126,14 +126,37 @@ def progress_printer(console: Console):  # type: ignore[no-untyped-def]
     return sink
 
 
+LIMIT_FLAG = {"nodes": "--max-nodes", "time": "--time-limit", "cost": "--cost-limit", "turns": "--max-turns",
+              "tokens": "--max-tokens"}  # fmt: skip
+
+
+def next_step(outcome: Any) -> str:
+    """What to try after a run that offers no verified patch."""
+    status, model = outcome.exit_status, outcome.summary.get("model", "")
+    if status.startswith("limit:"):
+        name = status.split(":", 1)[1]
+        flag = LIMIT_FLAG.get(name, "the limit")
+        return f"the {name} limit was reached: run again with a higher {flag}"
+    if status == "model_error":
+        return f"the model kept failing: check its name, key and server, then `treefix resume {outcome.run_id}`"
+    if model == "offline":
+        return "the offline policy only tries small edits at suspicious lines: try a model, e.g. -m anthropic/NAME"
+    return "try more nodes (--max-nodes), a deeper tree (--max-depth) or a stronger model (-m)"
+
+
 def print_outcome(console: Console, outcome: Any) -> None:
     s = outcome.summary
     u = s["usage"]
     colour = "green" if outcome.exit_code == 0 else "yellow"
+    best = f"best {outcome.best_node[:8]}" if outcome.best_node else "no candidate"
     console.print(
-        f"[{colour}]{outcome.exit_status}[/]  best {str(outcome.best_node)[:8]}  nodes {sum(s['nodes'].values())}  "
+        f"[{colour}]{outcome.exit_status}[/]  {best}  nodes {sum(s['nodes'].values())}  "
         f"model calls {u['model_calls']}  tokens {u['tokens']}  cost ${u['cost']:.4f}  {u['elapsed']:.1f}s"
     )
-    console.print(f"run {outcome.run_id}: {outcome.run_dir}")
+    console.print(f"run {outcome.run_id}: {outcome.run_dir}", highlight=False)
     if outcome.patch:
-        console.print(f"patch: {outcome.run_dir / 'patch.diff'}")
+        console.print(f"patch: {outcome.run_dir / 'patch.diff'}", highlight=False)
+    else:
+        console.print(f"[yellow]no patch[/]: {escape(outcome.reason or 'no attempt made an edit that applies')}")
+    if outcome.exit_code != 0:
+        console.print(f"[dim]next:[/] {escape(next_step(outcome))}")

@@ -39,7 +39,7 @@ def run(
     instance: Annotated[
         list[str] | None, typer.Option("-i", "--instance", help="instance id (repeatable)")
     ] = None,
-    slice_: Annotated[str | None, typer.Option("--slice", help="A:B or A:B:STEP, like Python slicing")] = None,
+    slice_: Annotated[str | None, typer.Option("--slice", help="START:STOP or START:STOP:STEP, like Python slicing")] = None,
     filter_: Annotated[
         str | None, typer.Option("--filter", help="regex matched against instance ids")
     ] = None,
