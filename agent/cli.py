@@ -106,7 +106,15 @@ def fix(
     max_nodes: Annotated[int, typer.Option("--max-nodes", help="tree nodes; 0 = no limit")] = 30,
     max_depth: Annotated[int, typer.Option("--max-depth", help="levels of nodes below the issue (plan, code, then repairs)")] = 6,
     time_limit: Annotated[float, typer.Option("--time-limit", help="seconds; 0 = no limit")] = 0.0,
-    test_timeout: Annotated[float, typer.Option("--test-timeout", help="seconds per test run")] = 300.0,
+    test_timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--test-timeout",
+            show_default=False,
+            help="seconds per test run (default: 5 times the base's test run, at least 20, at most 300; "
+            "300 when the base is not run, as in model runs)",
+        ),
+    ] = None,
     workers: Annotated[int, typer.Option("-w", "--workers", help="parallel expansions in the tree")] = 1,
     search: Search = "mcts",
     tier: Annotated[str, typer.Option("--tier", help="offline: try no-model candidates first")] = "",
@@ -149,7 +157,10 @@ def fix(
     _guarded(run_config.validate)
     if record:
         _check_record(record, run_config.model)
-    task = Task(repo=repo.resolve(), problem_statement=issue or "", base=base, test_cmd=test_cmd, test_timeout=test_timeout)
+    task = Task(
+        repo=repo.resolve(), problem_statement=issue or "", base=base, test_cmd=test_cmd,
+        test_timeout=300.0 if test_timeout is None else test_timeout, auto_timeout=test_timeout is None,
+    )  # fmt: skip
     workspace = _guarded(lambda: Workspace(task.repo, task.base))
     try:
         if apply and workspace.is_dirty():

@@ -13,6 +13,23 @@ from treefix.tools.testing import run_tests
 
 # What a node keeps of its test output: enough for a repair prompt, small enough for the store.
 OUTPUT_HEAD, OUTPUT_TAIL = 2_000, 6_000
+# An automatic test timeout: this many times the base's test run, never below the floor (a slow
+# start on a busy machine) nor above the task's test_timeout. A mutant that loops forever then
+# holds a test run for seconds, not minutes.
+TIMEOUT_FACTOR, TIMEOUT_FLOOR = 5.0, 20.0
+
+
+def test_timeout(ctx: SearchContext) -> float:
+    """Seconds a node's test run may take. With `auto_timeout`, scaled from the base run's time:
+    the offline localisation's run, which runs under coverage, so it over- rather than
+    under-estimates. Without a measured base run (model runs), the task's test_timeout."""
+    task = ctx.task
+    if not task.auto_timeout:
+        return task.test_timeout
+    base = [e["seconds"] for e in ctx.store.events("test") if e.get("purpose") == "coverage" and e.get("seconds")]
+    if not base:
+        return task.test_timeout
+    return min(max(TIMEOUT_FACTOR * float(base[-1]), TIMEOUT_FLOOR), task.test_timeout)
 
 
 def changed_paths(diff: str) -> list[str]:
@@ -52,9 +69,11 @@ def evaluate(ctx: SearchContext, node: Node) -> ExecResult | None:
             ctx.budget.charge_test_run()
         except BudgetExceeded as e:
             return ExecResult(message=f"not tested: {e}")
-        timeout = min(ctx.task.test_timeout, ctx.budget.time_left())  # a test run cannot outlast the budget
+        timeout = min(test_timeout(ctx), ctx.budget.time_left())  # a test run cannot outlast the budget
         run, report = run_tests(ctx.sandbox, ctx.task.test_cmd, wt, timeout, ctx.task.env or None)
-    ctx.store.event("test", node=node.id, passed=report.passed, failed=report.failed, exit=run.exit_code)
+    ctx.store.event(
+        "test", node=node.id, passed=report.passed, failed=report.failed, exit=run.exit_code, timeout=round(timeout, 3)
+    )
     return ExecResult(
         passed=report.passed,
         failed=report.failed,

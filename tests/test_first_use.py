@@ -189,3 +189,23 @@ def test_a_run_that_cannot_start_leaves_no_run_behind(tmp_path):
     assert mine.is_dir() and not list(mine.iterdir())
     listed = treefix("runs", cwd=repo)
     assert listed.returncode == 0 and "unfinished" not in listed.stdout
+
+
+def test_the_test_timeout_scales_with_the_base_run(no_gain):
+    """Not typed, --test-timeout is 5 times the base's test run (at least 20 s): a mutant that loops
+    forever holds a test run for that long, not 300 s."""
+    from treefix.agent.evaluate import TIMEOUT_FACTOR, TIMEOUT_FLOOR
+
+    _, _, run_dir = no_gain
+    store = RunStore(run_dir / "run.sqlite")
+    try:
+        tests = store.events("test")
+        assert store.get_meta("task")["auto_timeout"] is True
+    finally:
+        store.close()
+    base = next(e["seconds"] for e in tests if e.get("purpose") == "coverage")
+    timeouts = [e["timeout"] for e in tests if e.get("node")]
+    assert timeouts and all(t == round(max(TIMEOUT_FACTOR * base, TIMEOUT_FLOOR), 3) for t in timeouts)
+    assert all(t < 300 for t in timeouts)
+    help_ = " ".join(treefix("fix", "--help", COLUMNS="200").stdout.split())
+    assert "5 times the base's test run, at least 20, at most 300" in help_

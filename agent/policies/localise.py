@@ -144,6 +144,7 @@ def gather(ctx: SearchContext) -> Spectrum:
             passed=report.passed,
             failed=report.failed,
             exit=run.exit_code,
+            seconds=round(run.duration, 3),  # the base's test time: what an automatic timeout scales
         )
         if not spectrum.lines and not spectrum.error:
             spectrum.error = "the test run recorded no coverage (is it a pytest run?)"
