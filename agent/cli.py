@@ -197,10 +197,11 @@ def inspect(
     html: Annotated[Path | None, typer.Option("--html", help="also write the tree as an HTML page")] = None,
 ) -> None:
     """Print the tree of a run: kind, value, visits, tests and cost per node."""
-    from treefix.agent.inspect import load_tree, render_tree, write_html
+    from treefix.agent.inspect import LEGEND, load_tree, render_tree, write_html
 
     tree = _guarded(lambda: load_tree(_run_dir(run)))
     out.print(render_tree(tree))
+    out.print(f"[dim]{LEGEND}[/]", highlight=False)
     if html:
         _guarded(lambda: write_html(tree, html))
         console.print(f"wrote {html}")

@@ -182,7 +182,8 @@ def _run(run: Run, on_event: EventSink | None, ledger: Ledger | None, agents: Ag
         made = agents(run.config, budget, run.store, emit)
         started = True
         emit("started", {"run_id": run.store.get_meta("run_id"), "run_dir": str(run.run_dir),
-                         "repo": str(run.task.repo), "resumed": run.resumed})  # fmt: skip
+                         "repo": str(run.task.repo), "resumed": run.resumed, "nodes": budget.spent.nodes,
+                         "max_nodes": run.config.limits.max_nodes, "elapsed": budget.spent.elapsed})  # fmt: skip
         ctx = _open(run, budget, made)
         status = _search(run, ctx, made, emit)
         return _finish(run, ctx, budget, status, emit)

@@ -116,6 +116,7 @@ def test_piped_output_is_not_wrapped_or_cropped(no_gain):
     assert shown.returncode == 0
     plan = next(line for line in shown.stdout.splitlines() if "suspicious lib/words.py" in line)
     assert "visits" in plan and len(plan) > 80  # one node, one line, however long
+    assert "value: for a plan" in shown.stdout and "visits: scored nodes at or below it" in shown.stdout
     listed = treefix("runs", cwd=repo).stdout
     assert any(run_dir.name in line and ISSUE in line for line in listed.splitlines())
 
@@ -155,9 +156,9 @@ def test_no_help_text_is_changed_by_rich_markup():
     assert changed == []
 
 
-def test_ctrl_c_names_the_run_to_resume(tmp_path):
+def test_ctrl_c_names_the_run_to_resume_and_resume_counts_on(tmp_path):
     repo = make_repo(tmp_path / "repo", WORDS)
-    args = ["fix", str(repo), "--issue", ISSUE, "--test-cmd", TEST_CMD, "--max-nodes", "30"]
+    args = ["fix", str(repo), "--issue", ISSUE, "--test-cmd", TEST_CMD, "--max-nodes", "6"]
     proc = subprocess.Popen([*TREEFIX, *args], cwd=repo, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
@@ -173,7 +174,14 @@ def test_ctrl_c_names_the_run_to_resume(tmp_path):
         proc.kill()
     run_id = dirs[0].parent.name
     assert proc.returncode == 130, err
+    assert f"run {run_id} started" in err and "#1/6" in err  # node k of N from the first node on
     assert f"`treefix resume {run_id}`" in " ".join(err.split()) and "RUN`" not in err
+    made = len(node_ids(dirs[0])) - 1  # the root is not counted
+    resumed = treefix("resume", run_id, cwd=repo)
+    assert f"run {run_id} resumed" in resumed.stderr
+    numbers = [line.split()[0] for line in resumed.stderr.splitlines() if line.startswith("#")]
+    assert numbers and numbers[0] == f"#{made + 1}/6", resumed.stderr  # not renumbered from #1
+    assert "#1/6" not in numbers
 
 
 def test_a_run_that_cannot_start_leaves_no_run_behind(tmp_path):
