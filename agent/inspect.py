@@ -176,6 +176,10 @@ def print_outcome(console: Console, outcome: Any) -> None:
     if outcome.patch:
         console.print(f"patch: {outcome.run_dir / 'patch.diff'}", highlight=False)
     else:
-        console.print(f"[yellow]no patch[/]: {escape(outcome.reason or 'no attempt made an edit that applies')}")
+        attempts = s["nodes"].get("code", 0) + s["nodes"].get("repair", 0)
+        why = outcome.reason or (
+            "no attempt made an edit that applies and compiles" if attempts else "the run ended before any attempt"
+        )
+        console.print(f"[yellow]no patch[/]: {escape(why)}")
     if outcome.exit_code != 0:
         console.print(f"[dim]next:[/] {escape(next_step(outcome))}")

@@ -217,3 +217,21 @@ def test_the_test_timeout_scales_with_the_base_run(no_gain):
     assert all(t < 300 for t in timeouts)
     help_ = " ".join(treefix("fix", "--help", COLUMNS="200").stdout.split())
     assert "5 times the base's test run, at least 20, at most 300" in help_
+
+
+def test_a_test_command_that_sets_pythonpath_still_localises(tmp_path):
+    """`PYTHONPATH=src python -m pytest` (src layouts) sets the variable that carries the coverage plugin."""
+    files = {
+        "src/calc/__init__.py": "",
+        "src/calc/ops.py": "def clamp(x, lo, hi):\n    if x < lo:\n        return lo\n    if x > hi:\n        return lo\n    return x\n",
+        "tests/test_ops.py": (
+            "from calc.ops import clamp\n\n\ndef test_low():\n    assert clamp(-1, 0, 5) == 0\n\n\n"
+            "def test_high():\n    assert clamp(9, 0, 5) == 5\n"
+        ),
+    }
+    repo = make_repo(tmp_path / "repo", files)
+    cmd = "PYTHONPATH=src python -m pytest -q -p no:cacheprovider"
+    result = treefix("fix", str(repo), "--issue", "clamp returns lo for large x", "--test-cmd", cmd, "--max-nodes", "1", "-o", str(tmp_path / "run"))
+    plans = [n for n in json.loads((tmp_path / "run" / "tree.json").read_text())["nodes"] if n["kind"] == "plan"]
+    assert plans and plans[0]["title"].startswith("suspicious src/calc/ops.py:"), result.stderr
+    assert "no patch: the run ended before any attempt" in result.stderr
