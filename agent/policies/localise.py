@@ -164,7 +164,7 @@ def gather(ctx: SearchContext) -> Spectrum:
         )
         if not spectrum.lines and not spectrum.error:
             spectrum.error = (
-                "the test run recorded no per-test coverage: the offline policy needs a pytest run "
+                "the test run recorded no coverage per test: the offline policy needs a pytest run "
                 f"(exit code {run.exit_code}; output: {_last_line(run.output)})"
             )
         return spectrum
