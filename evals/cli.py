@@ -25,7 +25,7 @@ def _fail(message: str, code: int = 2) -> None:
     from rich.markup import escape
 
     # escaped: messages hold user paths and hints like `pip install 'treefix[ray]'`
-    Console(stderr=True).print(f"[bold red]error:[/] {escape(message)}")
+    Console(stderr=True, emoji=False).print(f"[bold red]error:[/] {escape(message)}")
     raise typer.Exit(code)
 
 
@@ -164,4 +164,4 @@ def report(
     except ReportError as e:
         _fail(str(e))
     Console().print(md.read_text(), markup=False, highlight=False)
-    Console(stderr=True).print(f"wrote {md} and {md.parent / 'cost_hist.png'}")
+    Console(stderr=True, emoji=False).print(f"wrote {md} and {md.parent / 'cost_hist.png'}")

@@ -156,6 +156,13 @@ def test_no_help_text_is_changed_by_rich_markup():
     assert changed == []
 
 
+def test_messages_print_paths_as_they_are(tmp_path):
+    """Rich turns `:b:` into an emoji unless told not to; a path or flag in a message must stay text."""
+    assert ":b:.md" in treefix("fix", ".", "--issue-file", ":b:.md", cwd=tmp_path).stderr
+    assert ":b:.json" in treefix("swebench", "run", "--dataset", ":b:.json", "-o", "out", cwd=tmp_path).stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_ctrl_c_names_the_run_to_resume_and_resume_counts_on(tmp_path):
     repo = make_repo(tmp_path / "repo", WORDS)
     args = ["fix", str(repo), "--issue", ISSUE, "--test-cmd", TEST_CMD, "--max-nodes", "6"]
