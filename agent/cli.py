@@ -8,16 +8,69 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
+
+from treefix.agent.terminal import make_console
 
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
     help="Fix issues by searching a tree of attempts.")
-console = Console(stderr=True)
-out = Console()
+console = make_console(stderr=True)
+out = make_console()
+
+FIX_EPILOG = """Exit codes:
+  0    verified: the patch passes the tests
+  1    no verified patch (an unverified one only if it passes more tests than the base)
+  2    bad input: nothing was run
+  3    a limit was reached before any candidate better than the base
+  130  interrupted: `treefix resume RUN_ID` continues
+
+Exit statuses (summary.json, `treefix runs`):
+  verified     a patch passes the tests
+  unverified   the search ended without a passing patch
+  limit:NAME   the nodes, time, cost, turns or tokens limit was reached
+  exhausted    the policy had nothing more to try
+  model_error  the model kept failing after its retries"""
+
+
+def _flags_take_no_value() -> None:
+    """Newer typer prints each option's type, `<bool>` even for flags, which take no value."""
+    from typer.core import TyperOption
+
+    shown = getattr(TyperOption, "display_type_rich", None)
+    if shown is None or getattr(shown, "_treefix", False):
+        return
+
+    def display_type_rich(self, ctx):  # type: ignore[no-untyped-def]
+        return None if getattr(self, "is_flag", False) else shown(self, ctx)
+
+    display_type_rich._treefix = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_flags_take_no_value()
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            print(f"treefix {version('treefix')}")
+        except PackageNotFoundError:
+            print("treefix (not installed: no version)")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool, typer.Option("--version", help="print the version and exit", is_eager=True, callback=_print_version)
+    ] = False,
+) -> None:
+    """Fix issues by searching a tree of attempts."""
 
 Model = Annotated[str, typer.Option("-m", "--model", help="offline | replay:FILE | openai/NAME | anthropic/NAME")]
 BaseUrl = Annotated[str | None, typer.Option("--base-url", help="OpenAI-compatible server (Ollama, vLLM, ...)")]
@@ -33,7 +86,7 @@ def fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-@app.command()
+@app.command(epilog=FIX_EPILOG)
 def fix(
     ctx: typer.Context,
     repo: Annotated[Path, typer.Argument(help="git repository to fix")] = Path("."),
@@ -44,15 +97,24 @@ def fix(
     base_url: BaseUrl = None,
     base: Annotated[str, typer.Option("--base", help="revision to start from")] = "HEAD",
     config: Annotated[
-        list[str] | None, typer.Option("-c", "--config", help="YAML/JSON file or key=value (repeatable)")
+        list[str] | None,
+        typer.Option("-c", "--config", metavar="FILE|KEY=VALUE", help="YAML/JSON file or key=value (repeatable)"),
     ] = None,
     cost_limit: Annotated[float, typer.Option("-l", "--cost-limit", help="USD; 0 = no limit")] = 3.0,
     max_turns: Annotated[int, typer.Option("--max-turns", help="model calls; 0 = no limit")] = 0,
     max_tokens: Annotated[int, typer.Option("--max-tokens", help="tokens; 0 = no limit")] = 0,
     max_nodes: Annotated[int, typer.Option("--max-nodes", help="tree nodes; 0 = no limit")] = 30,
-    max_depth: Annotated[int, typer.Option("--max-depth")] = 6,
+    max_depth: Annotated[int, typer.Option("--max-depth", help="levels of nodes below the issue (plan, code, then repairs)")] = 6,
     time_limit: Annotated[float, typer.Option("--time-limit", help="seconds; 0 = no limit")] = 0.0,
-    test_timeout: Annotated[float, typer.Option("--test-timeout", help="seconds per test run")] = 300.0,
+    test_timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--test-timeout",
+            show_default=False,
+            help="seconds per test run (default: 5 times the base's test run, at least 30, at most 300; "
+            "300 when the base is not run, as in model runs)",
+        ),
+    ] = None,
     workers: Annotated[int, typer.Option("-w", "--workers", help="parallel expansions in the tree")] = 1,
     search: Search = "mcts",
     tier: Annotated[str, typer.Option("--tier", help="offline: try no-model candidates first")] = "",
@@ -64,7 +126,7 @@ def fix(
     output: Annotated[Path | None, typer.Option("-o", "--output", help="run directory")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
 ) -> None:
-    """Search for a fix of ISSUE in REPO."""
+    """Search for a fix of the issue in REPO (give the issue with --issue or --issue-file)."""
     from treefix.agent.config import build_config, typed_flags
     from treefix.agent.run import run_fix
     from treefix.agent.task import Task
@@ -95,7 +157,10 @@ def fix(
     _guarded(run_config.validate)
     if record:
         _check_record(record, run_config.model)
-    task = Task(repo=repo.resolve(), problem_statement=issue or "", base=base, test_cmd=test_cmd, test_timeout=test_timeout)
+    task = Task(
+        repo=repo.resolve(), problem_statement=issue or "", base=base, test_cmd=test_cmd,
+        test_timeout=300.0 if test_timeout is None else test_timeout, auto_timeout=test_timeout is None,
+    )  # fmt: skip
     workspace = _guarded(lambda: Workspace(task.repo, task.base))
     try:
         if apply and workspace.is_dirty():
@@ -104,8 +169,6 @@ def fix(
             lambda: run_fix(task, run_config, output.resolve() if output else None, _progress(), workspace=workspace)
         )
         _report(outcome, as_json)
-        if outcome.reason:
-            console.print(f"[yellow]no candidate[/]: {escape(outcome.reason)}")
         if apply and outcome.patch and outcome.exit_code != 0 and test_cmd:
             console.print(
                 f"[yellow]not applied[/]: the best patch does not pass the tests; it is in {outcome.run_dir / 'patch.diff'}"
@@ -134,23 +197,29 @@ def inspect(
     html: Annotated[Path | None, typer.Option("--html", help="also write the tree as an HTML page")] = None,
 ) -> None:
     """Print the tree of a run: kind, value, visits, tests and cost per node."""
-    from treefix.agent.inspect import load_tree, render_tree, write_html
+    from treefix.agent.inspect import LEGEND, load_tree, render_tree, write_html
 
     tree = _guarded(lambda: load_tree(_run_dir(run)))
     out.print(render_tree(tree))
+    out.print(f"[dim]{LEGEND}[/]", highlight=False)
     if html:
         _guarded(lambda: write_html(tree, html))
         console.print(f"wrote {html}")
 
 
 @app.command()
-def runs(repo: Annotated[Path, typer.Argument()] = Path(".")) -> None:
-    """List the runs made in REPO."""
+def runs(
+    repo: Annotated[Path, typer.Argument(help="a git repository, or any folder inside one")] = Path("."),
+) -> None:
+    """List the runs made in REPO (the repository holding the folder, found upwards)."""
     from treefix.agent.inspect import runs_table
 
     if not repo.is_dir():
         fail(f"not a directory: {repo}")
-    out.print(runs_table(repo.resolve() / ".treefix" / "runs"))
+    root = _repo_root(repo.resolve())
+    if root is None:
+        fail(f"{repo.resolve()} is not inside a git repository: give the repository whose runs to list")
+    out.print(runs_table(root / ".treefix" / "runs"))
 
 
 @app.command()
@@ -159,7 +228,8 @@ def demo(
     directory: Annotated[Path | None, typer.Option("--dir", help="where to put the example repository")] = None,
     model: Annotated[str, typer.Option("-m", "--model", help="offline | replay (the recorded cassette) | any -m of fix")] = "offline",
     config: Annotated[
-        list[str] | None, typer.Option("-c", "--config", help="YAML/JSON file or key=value (repeatable)")
+        list[str] | None,
+        typer.Option("-c", "--config", metavar="FILE|KEY=VALUE", help="YAML/JSON file or key=value (repeatable)"),
     ] = None,
 ) -> None:
     """Copy the bundled example repository to a fresh git repo and fix its issue."""
@@ -192,13 +262,36 @@ def _guarded(fn):  # type: ignore[no-untyped-def]
     except (ConfigError, WorkspaceError, UserError) as e:
         fail(str(e))
     except KeyboardInterrupt:
-        console.print("[yellow]interrupted[/]: the run store keeps every node; `treefix resume RUN` continues")
+        console.print(f"[yellow]interrupted[/]: {escape(_interrupted_message())}", highlight=False)
         raise typer.Exit(130) from None
+
+
+_started: dict[str, str] = {}  # the run this process started (its `started` event), for the Ctrl-C message
+
+
+def _interrupted_message() -> str:
+    if not _started:
+        return "no run was started"
+    run_id, run_dir = _started["run_id"], Path(_started["run_dir"])
+    try:
+        by_id = _run_dir(run_id) == run_dir.resolve()
+    except UserError:
+        by_id = False
+    again = run_id if by_id else str(run_dir)  # an id only resolves from inside its repository
+    return f"run {run_id} keeps every node it made in {run_dir}; `treefix resume {again}` continues it"
 
 
 def _commit_message(issue: str, outcome) -> str:  # type: ignore[no-untyped-def]
     first = issue.strip().splitlines()[0][:60] if issue.strip() else "issue"
     return f"treefix: fix {first}\n\nMade by treefix run {outcome.run_id} (node {outcome.best_node})."
+
+
+def _repo_root(folder: Path) -> Path | None:
+    """The top of the git repository holding `folder` (the one whose .treefix holds its runs)."""
+    for parent in [folder, *folder.parents]:
+        if (parent / ".treefix" / "runs").is_dir() or (parent / ".git").exists():
+            return parent
+    return None
 
 
 def _run_dir(run: str) -> Path:
@@ -215,7 +308,14 @@ def _run_dir(run: str) -> Path:
 def _progress():  # type: ignore[no-untyped-def]
     from treefix.agent.inspect import progress_printer
 
-    return progress_printer(console)
+    printer = progress_printer(console)
+
+    def sink(kind: str, data: dict) -> None:
+        if kind == "started":
+            _started.update(run_id=str(data["run_id"]), run_dir=str(data["run_dir"]))
+        printer(kind, data)
+
+    return sink
 
 
 def _check_record(record: Path, model: str) -> None:

@@ -55,7 +55,7 @@ def run_demo(directory: Path | None, config: RunConfig, on_event, out: Console) 
         raise ConfigError(f"cannot make the example repository in {directory}: {e.strerror or e}") from None
     issue = (repo / "ISSUE.md").read_text()
     out.print(f"[bold]example repository:[/] {repo}\n[bold]issue:[/] {issue.splitlines()[0]}")
-    outcome = run_fix(Task(repo=repo, problem_statement=issue, test_cmd=TEST_CMD, test_timeout=120), config, on_event=on_event)
+    outcome = run_fix(Task(repo=repo, problem_statement=issue, test_cmd=TEST_CMD, test_timeout=120, auto_timeout=True), config, on_event=on_event)
     from treefix.agent.inspect import load_tree, print_outcome, render_tree
 
     out.print(render_tree(load_tree(outcome.run_dir)))

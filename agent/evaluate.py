@@ -13,17 +13,19 @@ from treefix.tools.testing import run_tests
 
 # What a node keeps of its test output: enough for a repair prompt, small enough for the store.
 OUTPUT_HEAD, OUTPUT_TAIL = 2_000, 6_000
-# Seconds the task's tests took at base, when a policy ran them (the offline policy's coverage
-# run). A mutant's run gets a multiple of it, at least TIMEOUT_FLOOR, never more than the task's
-# own timeout: a mutant that loops forever must not hold a test run for the full default.
+# Seconds the task's tests took at base, when a policy ran them (the offline policy's coverage run,
+# which over- rather than under-estimates). With an automatic timeout (--test-timeout not typed,
+# batch runs) a node's run gets a multiple of it, at least TIMEOUT_FLOOR (a slow start on a busy
+# machine), never more than the task's test_timeout: a mutant that loops forever costs seconds.
 BASE_SECONDS_KEY = "tests/base_seconds"
 TIMEOUT_FACTOR, TIMEOUT_FLOOR = 5.0, 30.0
 
 
 def run_timeout(ctx: SearchContext) -> float:
+    """Seconds a node's test run may take; never past the run's time budget."""
     base = ctx.store.get_meta(BASE_SECONDS_KEY)
     limit = ctx.task.test_timeout
-    if base:
+    if base and ctx.task.auto_timeout:
         limit = min(limit, max(TIMEOUT_FLOOR, TIMEOUT_FACTOR * float(base)))
     return min(limit, ctx.budget.time_left())  # a test run cannot outlast the budget
 
@@ -63,7 +65,9 @@ def evaluate(ctx: SearchContext, node: Node) -> ExecResult | None:
             return ExecResult(message=f"not tested: {e}")
         timeout = run_timeout(ctx)
         run, report = run_tests(ctx.sandbox, ctx.task.test_cmd, wt, timeout, ctx.task.env or None)
-    ctx.store.event("test", node=node.id, passed=report.passed, failed=report.failed, exit=run.exit_code)
+    ctx.store.event(
+        "test", node=node.id, passed=report.passed, failed=report.failed, exit=run.exit_code, timeout=round(timeout, 3)
+    )
     return ExecResult(
         passed=report.passed,
         failed=report.failed,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +79,15 @@ def render_tree(tree: dict[str, Any]) -> Tree:
     return top
 
 
+LEGEND = (
+    "value: for a plan, how promising it looks (offline: how suspicious its line is, relative to the top "
+    "line); for code and repair nodes, the share of tests passing mixed with the critic's rating "
+    "(offline: the share of the base's failing tests it fixes, net of what it breaks; 0 when it helps "
+    "nothing). visits: scored nodes at or below it; the search favours high mean value and few visits. "
+    "tests: passed ✓, failed or errors ✗. ★ the chosen patch."
+)
+
+
 def write_html(tree: dict[str, Any], path: Path) -> None:
     console = Console(record=True, width=140, file=open("/dev/null", "w"))  # noqa: SIM115
     console.print(render_tree(tree))
@@ -107,33 +117,69 @@ def runs_table(runs_dir: Path) -> Table:
 
 
 def progress_printer(console: Console):  # type: ignore[no-untyped-def]
-    """An on_event sink printing one line per node, with spend so far (step and $ always visible)."""
-    state = {"cost": 0.0, "turns": 0, "nodes": 0}
+    """An on_event sink printing one line per node: node k of N, elapsed time, model calls and $ so far.
+    A resumed run goes on counting from the nodes and time it already had."""
+    state: dict[str, Any] = {"cost": 0.0, "turns": 0, "nodes": 0, "of": 0, "since": time.monotonic(), "before": 0.0}
 
     def sink(kind: str, data: dict[str, Any]) -> None:
-        if kind == "call":
+        if kind == "started":
+            state.update(nodes=data.get("nodes", 0), of=data.get("max_nodes", 0), before=data.get("elapsed", 0.0))
+            state["since"] = time.monotonic()
+            verb = "resumed" if data.get("resumed") else "started"
+            console.print(f"[dim]run {data['run_id']} {verb}: {escape(str(data['run_dir']))}[/]", highlight=False)
+        elif kind == "call":
             state["cost"], state["turns"] = data["total_cost"], data["turns"]
         elif kind == "node":
             state["nodes"] += 1
+            k = f"#{state['nodes']}" + (f"/{state['of']}" if state["of"] else "")
+            elapsed = state["before"] + time.monotonic() - state["since"]
             console.print(
-                f"[dim]#{state['nodes']:<3} step {state['turns']:<3} ${state['cost']:.4f}[/]  "
-                f"[{KIND_STYLE.get(data['kind'], '')}]{data['kind']:<6}[/] {escape(data['title'][:70])}"
+                f"[dim]{k:<7} {elapsed:6.1f}s  step {state['turns']:<3} ${state['cost']:.4f}[/]  "
+                f"[{KIND_STYLE.get(data['kind'], '')}]{data['kind']:<6}[/] {escape(data['title'][:70])}",
+                highlight=False,
             )
         elif kind == "scored":
             mark = "[bold green]verified[/]" if data["verified"] else f"value {data['value']:.2f}"
-            console.print(f"       {data['node'][:8]} → {mark}")
+            console.print(f"        {data['node'][:8]} → {mark}", highlight=False)
 
     return sink
+
+
+LIMIT_FLAG = {"nodes": "--max-nodes", "time": "--time-limit", "cost": "--cost-limit", "turns": "--max-turns",
+              "tokens": "--max-tokens"}  # fmt: skip
+
+
+def next_step(outcome: Any) -> str:
+    """What to try after a run that offers no verified patch."""
+    status, model = outcome.exit_status, outcome.summary.get("model", "")
+    if status.startswith("limit:"):
+        name = status.split(":", 1)[1]
+        flag = LIMIT_FLAG.get(name, "the limit")
+        return f"the {name} limit was reached: run again with a higher {flag}"
+    if status == "model_error":
+        return f"the model kept failing: check its name, key and server, then `treefix resume {outcome.run_id}`"
+    if model == "offline":
+        return "the offline policy only tries small edits at suspicious lines: try a model, e.g. -m anthropic/NAME"
+    return "try more nodes (--max-nodes), a deeper tree (--max-depth) or a stronger model (-m)"
 
 
 def print_outcome(console: Console, outcome: Any) -> None:
     s = outcome.summary
     u = s["usage"]
     colour = "green" if outcome.exit_code == 0 else "yellow"
+    best = f"best {outcome.best_node[:8]}" if outcome.best_node else "no candidate"
     console.print(
-        f"[{colour}]{outcome.exit_status}[/]  best {str(outcome.best_node)[:8]}  nodes {sum(s['nodes'].values())}  "
+        f"[{colour}]{outcome.exit_status}[/]  {best}  nodes {sum(s['nodes'].values())}  "
         f"model calls {u['model_calls']}  tokens {u['tokens']}  cost ${u['cost']:.4f}  {u['elapsed']:.1f}s"
     )
-    console.print(f"run {outcome.run_id}: {outcome.run_dir}")
+    console.print(f"run {outcome.run_id}: {outcome.run_dir}", highlight=False)
     if outcome.patch:
-        console.print(f"patch: {outcome.run_dir / 'patch.diff'}")
+        console.print(f"patch: {outcome.run_dir / 'patch.diff'}", highlight=False)
+    else:
+        attempts = s["nodes"].get("code", 0) + s["nodes"].get("repair", 0)
+        why = outcome.reason or (
+            "no attempt made an edit that applies and compiles" if attempts else "the run ended before any attempt"
+        )
+        console.print(f"[yellow]no patch[/]: {escape(why)}")
+    if outcome.exit_code != 0:
+        console.print(f"[dim]next:[/] {escape(next_step(outcome))}")

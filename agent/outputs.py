@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +15,7 @@ from treefix.agent.store import RunStore
 from treefix.agent.task import Task
 from treefix.agent.tree import Node, NodeKind
 from treefix.prompts import render
+from treefix.tools.testing import PASSED, SKIPPED
 
 if TYPE_CHECKING:
     from treefix.agent.config import RunConfig
@@ -30,7 +32,8 @@ def normalised(diff: str) -> str:
 
 
 def candidates(nodes: list[Node]) -> list[Node]:
-    """Attempts worth submitting, best first: verified, then value, then the smaller diff."""
+    """Attempts worth submitting, best first: verified, then value, then more tests passing (a
+    critic that clips regressions to 0 ties them with neutral edits), then the smaller diff."""
     attempts = [
         n
         for n in nodes
@@ -38,11 +41,60 @@ def candidates(nodes: list[Node]) -> list[Node]:
         and n.diff
         and (n.exec is None or (n.exec.applied and n.exec.compiled))
     ]
-    return sorted(attempts, key=lambda n: (not n.verified, -(n.value or 0.0), len(n.diff), n.seq))
+    return sorted(attempts, key=lambda n: (not n.verified, -(n.value or 0.0), -_passed(n), len(n.diff), n.seq))
+
+
+def _passed(n: Node) -> int:
+    return n.exec.passed if n.exec is not None and not n.exec.timed_out else 0
+
+
+@dataclass(frozen=True)
+class BaseTests:
+    """How the task's tests ended at the base revision, when the run measured it."""
+
+    passed: int
+    total: int
+
+
+def base_tests(store: RunStore) -> BaseTests | None:
+    """The base's test result: the offline localisation's run (offline and tiered runs). Other
+    runs do not test the base, so None: their candidates are then ranked but not filtered."""
+    from treefix.agent.policies.offline import SPECTRUM_KEY  # its localisation is the base's test run
+
+    spectrum = store.get_meta(SPECTRUM_KEY)
+    if not isinstance(spectrum, dict) or spectrum.get("error"):
+        return None
+    ran = [o for o in (spectrum.get("outcomes") or {}).values() if o != SKIPPED]
+    return BaseTests(sum(o == PASSED for o in ran), len(ran)) if ran else None
+
+
+def improves(n: Node, base: BaseTests) -> bool:
+    """Verified, or passes more tests than the base did (net of what it breaks)."""
+    return n.verified or (n.exec is not None and not n.exec.timed_out and n.exec.passed > base.passed)
+
+
+def offered(store: RunStore) -> list[Node]:
+    """Candidates a user may be offered, best first: none that is not better than the base."""
+    ranked = candidates(store.nodes())
+    base = base_tests(store)
+    return [n for n in ranked if improves(n, base)] if base is not None else ranked
+
+
+def not_improved_reason(store: RunStore) -> str:
+    """Why a run with attempts offers none: every tested attempt was no better than the base."""
+    base = base_tests(store)
+    ranked = candidates(store.nodes())
+    if base is None or not ranked or offered(store):
+        return ""
+    top = max(_passed(n) for n in ranked)
+    return (
+        f"none of {len(ranked)} attempts passed more tests than the base ({base.passed} of {base.total}); "
+        f"the best passed {top}, so no patch is offered"
+    )
 
 
 def choose_best(ctx: SearchContext, store: RunStore) -> Node | None:
-    ranked = candidates(store.nodes())
+    ranked = offered(store)
     if not ranked:
         return None
     verified, seen = [], set()
@@ -80,6 +132,11 @@ def tree_dict(store: RunStore, best: Node | None = None) -> dict[str, Any]:
     }
 
 
+def base_tests_dict(store: RunStore) -> dict[str, int] | None:
+    base = base_tests(store)
+    return {"passed": base.passed, "total": base.total} if base else None
+
+
 def write_outputs(
     run_dir: Path,
     store: RunStore,
@@ -89,6 +146,7 @@ def write_outputs(
     code: int,
     best: Node | None,
     budget: Budget,
+    reason: str = "",
 ) -> dict[str, Any]:
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "patch.diff").write_text(best.diff if best else "")
@@ -104,6 +162,8 @@ def write_outputs(
         "best_node": best.id if best else None,
         "best_verified": bool(best and best.verified),
         "best_value": best.value if best else None,
+        "reason": reason,  # why there is no patch, when there is none
+        "base_tests": base_tests_dict(store),
         "model": config.model,
         "search": config.search,
         "tier": config.tier,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import secrets
 import sqlite3
@@ -18,7 +19,7 @@ from treefix.agent.errors import ConfigError
 from treefix.agent.graph import SearchEngine
 from treefix.agent.models.base import ChatModel, Completion, Usage
 from treefix.agent.models.registry import load_model
-from treefix.agent.outputs import choose_best, write_outputs
+from treefix.agent.outputs import choose_best, not_improved_reason, write_outputs
 from treefix.agent.policies.base import Critic, Policy, SearchContext
 from treefix.agent.store import RunStore
 from treefix.agent.task import Task
@@ -85,6 +86,7 @@ def run_fix(
     try:
         run_id = new_run_id()
         run_dir = run_dir or workspace.root / ".treefix" / "runs" / run_id
+        made_dir = not run_dir.exists()
         _check_run_dir(run_dir)
     except ConfigError:
         if owned:
@@ -95,7 +97,7 @@ def run_fix(
     store.set_meta("run_id", run_id)
     store.set_meta("task", task.to_dict())
     store.set_meta("config", config.to_dict())
-    run = Run(store, run_dir, task, config, workspace, owns_workspace=owned)
+    run = Run(store, run_dir, task, config, workspace, owns_workspace=owned, made_dir=made_dir)
     return _run(run, on_event, ledger, agents or model_agents(model))
 
 
@@ -169,15 +171,19 @@ class Run:
     workspace: Workspace
     resumed: bool = False
     owns_workspace: bool = True
+    made_dir: bool = False  # a new run whose folder this process made (removed if the run cannot start)
 
 
 def _run(run: Run, on_event: EventSink | None, ledger: Ledger | None, agents: AgentsFactory) -> RunOutcome:
     emit = on_event or (lambda kind, data: None)
+    started = False
     try:
         budget = Budget(run.config.limits, spent=spent_from_store(run.store), ledger=ledger)
         made = agents(run.config, budget, run.store, emit)
+        started = True
         emit("started", {"run_id": run.store.get_meta("run_id"), "run_dir": str(run.run_dir),
-                         "repo": str(run.task.repo), "resumed": run.resumed})  # fmt: skip
+                         "repo": str(run.task.repo), "resumed": run.resumed, "nodes": budget.spent.nodes,
+                         "max_nodes": run.config.limits.max_nodes, "elapsed": budget.spent.elapsed})  # fmt: skip
         ctx = _open(run, budget, made)
         status = _search(run, ctx, made, emit)
         return _finish(run, ctx, budget, status, emit)
@@ -185,6 +191,18 @@ def _run(run: Run, on_event: EventSink | None, ledger: Ledger | None, agents: Ag
         if run.owns_workspace:
             run.workspace.close()
         run.store.close()
+        if not started and not run.resumed:
+            _discard(run)
+
+
+def _discard(run: Run) -> None:
+    """A new run that could not start (a missing key, say) made nothing: `treefix runs` must not
+    list it as unfinished. Removes only its store, and its folder when this run made it."""
+    for f in run.run_dir.glob("run.sqlite*"):
+        f.unlink(missing_ok=True)
+    if run.made_dir:
+        with contextlib.suppress(OSError):  # not empty: something else is in it, leave it
+            run.run_dir.rmdir()
 
 
 def _open(run: Run, budget: Budget, agents: Agents) -> SearchContext:
@@ -236,18 +254,22 @@ def _finish(run: Run, ctx: SearchContext, budget: Budget, status: str, emit: Eve
         code = EXIT_BUDGET
     else:
         code = EXIT_UNVERIFIED
+    reason = "" if best else no_candidate_reason(run.store)
     summary = write_outputs(
-        run.run_dir, run.store, run.task, run.config, "verified" if verified else status, code, best, budget
+        run.run_dir, run.store, run.task, run.config, "verified" if verified else status, code, best, budget, reason
     )
     emit("finished", {"status": summary["exit_status"], "best": best.id if best else None})
     return RunOutcome(
         run.store.get_meta("run_id"), run.run_dir, summary["exit_status"], code, best.id if best else None,
-        best.diff if best else "", summary, "" if best else no_candidate_reason(run.store),
+        best.diff if best else "", summary, reason,
     )  # fmt: skip
 
 
 def no_candidate_reason(store: RunStore) -> str:
-    """Why a run made no candidate, when its store knows (the offline policy's localisation)."""
+    """Why a run made no candidate, when its store knows: its attempts were no better than the
+    base, or the offline policy's localisation found nothing to edit."""
+    if why := not_improved_reason(store):
+        return why
     found = store.events("localise")
     if not found:
         return ""
@@ -258,6 +280,11 @@ def no_candidate_reason(store: RunStore) -> str:
         return (
             f"no test failed at the base ({e.get('tests', 0)} ran); "
             "the offline policy needs a test that fails because of the issue"
+        )
+    if not any(n.kind is NodeKind.PLAN for n in store.nodes()):
+        return (
+            f"{e['failing']} test(s) fail at the base, but they run no line outside the tests that a repair "
+            "operator can edit: the fix probably needs new code, which only a model writes"
         )
     return ""
 

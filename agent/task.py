@@ -17,6 +17,7 @@ class Task:
     hints: str = ""
     env: dict[str, str] = field(default_factory=dict)  # extra environment for test runs (e.g. a venv PATH)
     test_timeout: float = 300.0
+    auto_timeout: bool = False  # test_timeout is then a ceiling: the base run's time sets it (evaluate.py)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -25,7 +25,7 @@ def _fail(message: str, code: int = 2) -> None:
     from rich.markup import escape
 
     # escaped: messages hold user paths and hints like `pip install 'treefix[ray]'`
-    Console(stderr=True).print(f"[bold red]error:[/] {escape(message)}")
+    Console(stderr=True, emoji=False).print(f"[bold red]error:[/] {escape(message)}")
     raise typer.Exit(code)
 
 
@@ -39,7 +39,7 @@ def run(
     instance: Annotated[
         list[str] | None, typer.Option("-i", "--instance", help="instance id (repeatable)")
     ] = None,
-    slice_: Annotated[str | None, typer.Option("--slice", help="A:B or A:B:STEP, like Python slicing")] = None,
+    slice_: Annotated[str | None, typer.Option("--slice", help="START:STOP or START:STOP:STEP, like Python slicing")] = None,
     filter_: Annotated[
         str | None, typer.Option("--filter", help="regex matched against instance ids")
     ] = None,
@@ -188,4 +188,4 @@ def report(
     except ReportError as e:
         _fail(str(e))
     Console().print(md.read_text(), markup=False, highlight=False)
-    Console(stderr=True).print(f"wrote {md} and {md.parent / 'cost_hist.png'}")
+    Console(stderr=True, emoji=False).print(f"wrote {md} and {md.parent / 'cost_hist.png'}")

@@ -14,8 +14,8 @@ from rich.table import Table
 from treefix.evals.dataset import Instance, load_dataset
 from treefix.evals.harness import EMPTY, ERROR, RESOLVED, HarnessError, InstanceResult, evaluate
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)  # errors and warnings, like the other commands
+console = Console(highlight=False, emoji=False)
+err_console = Console(stderr=True, highlight=False, emoji=False)  # errors and warnings, like the other commands
 _STYLE = {RESOLVED: "green", "unresolved": "yellow", EMPTY: "dim", ERROR: "red"}
 
 

@@ -139,6 +139,7 @@ def _solve(item: WorkItem, work: Path, emit: Emit, start: float, model: ChatMode
     task = Task(
         repo=repo, problem_statement=item.task.problem_statement, test_cmd=test_cmd,
         task_id=item.instance_id, env=venv.env(), test_timeout=item.env.test_timeout,
+        auto_timeout=True,  # the instance's timeout is the ceiling; a looping mutant costs a multiple of the base run
     )  # fmt: skip
     ledger = None
     if item.ledger:

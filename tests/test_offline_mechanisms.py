@@ -27,7 +27,7 @@ PYTEST = "python -m pytest -q -p no:cacheprovider"
 
 def context(tmp_path, files, test_cmd=PYTEST, issue="it is broken", timeout=300.0):
     repo = make_repo(tmp_path / "repo", files)
-    task = Task(repo=repo, problem_statement=issue, test_cmd=test_cmd, env=FAST, test_timeout=timeout)
+    task = Task(repo=repo, problem_statement=issue, test_cmd=test_cmd, env=FAST, test_timeout=timeout, auto_timeout=True)
     store = RunStore(tmp_path / "run" / "run.sqlite")
     return SearchContext(task, store, Workspace(repo), Budget(Limits(cost_limit=0)), default_sandbox(), SearchParams())
 

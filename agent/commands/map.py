@@ -7,13 +7,14 @@ from pathlib import Path
 
 from rich.console import Console
 
+from treefix.agent.terminal import make_console
 from treefix.tools.repo_map import RepoMap
 from treefix.tools.tokens import count_tokens, exact
 
 
 def map_command(repo: Path, tokens: int, focus: list[str], console: Console | None = None) -> int:
-    out = console or Console()
-    err = Console(stderr=True) if console is None else console
+    out = console or make_console()
+    err = make_console(stderr=True) if console is None else console
     if not repo.is_dir():
         err.print(f"[red]error[/]: {repo} is not a directory")
         return 2

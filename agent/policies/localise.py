@@ -14,6 +14,7 @@ import json
 import math
 import os
 import re
+import shlex
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -168,6 +169,21 @@ def coverage_env(base: dict[str, str], data_file: Path) -> dict[str, str]:
     return env
 
 
+_ASSIGNED = re.compile(r"(?<![\w-])(PYTHONPATH|PYTEST_PLUGINS)=")
+
+
+def keep_plugin(test_cmd: str) -> str:
+    """The test command with our plugin kept in any PYTHONPATH / PYTEST_PLUGINS it sets itself
+    (`PYTHONPATH=src python -m pytest`, usual for src layouts): its own value would replace the
+    environment's, which carries the coverage plugin. Ours goes first; the shell joins the rest."""
+
+    def add(m: re.Match[str]) -> str:
+        mine = shlex.quote(str(plugin_dir()) + os.pathsep) if m.group(1) == "PYTHONPATH" else PLUGIN_MODULE + ","
+        return m.group(0) + mine
+
+    return _ASSIGNED.sub(add, test_cmd)
+
+
 def gather(ctx: SearchContext) -> Spectrum:
     """Run the task's tests once at base under coverage. Charged as one test run."""
     if not ctx.task.test_cmd:
@@ -180,7 +196,7 @@ def gather(ctx: SearchContext) -> Spectrum:
         with ctx.workspace.worktree() as wt:
             timeout = min(ctx.task.test_timeout * COVERAGE_SLOWDOWN, ctx.budget.time_left())
             run, report = run_tests(
-                ctx.sandbox, ctx.task.test_cmd, wt, timeout, coverage_env(ctx.task.env, data_file)
+                ctx.sandbox, keep_plugin(ctx.task.test_cmd), wt, timeout, coverage_env(ctx.task.env, data_file)
             )
             spectrum = read_spectrum(data_file, wt, report.tests)
             spectrum.seconds = round(run.duration, 3)
@@ -191,12 +207,21 @@ def gather(ctx: SearchContext) -> Spectrum:
             passed=report.passed,
             failed=report.failed,
             exit=run.exit_code,
+            seconds=round(run.duration, 3),  # the base's test time: what an automatic timeout scales
         )
         if not spectrum.lines and not spectrum.error:
-            spectrum.error = "the test run recorded no coverage (is it a pytest run?)"
+            spectrum.error = (
+                "the test run recorded no coverage per test: the offline policy needs a pytest run "
+                f"(exit code {run.exit_code}; output: {_last_line(run.output)})"
+            )
         return spectrum
     finally:
         shutil.rmtree(out, ignore_errors=True)
+
+
+def _last_line(output: str) -> str:
+    lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
+    return lines[-1][:200] if lines else "none"
 
 
 def read_spectrum(data_file: Path, root: Path, outcomes: dict[str, str]) -> Spectrum:
