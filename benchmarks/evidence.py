@@ -89,7 +89,7 @@ def good_reproduction(inst: Instance, repo: Path) -> str | None:
 
 def _gold_site(inst: Instance) -> tuple[str, int] | None:
     """The first source file the gold patch changes and the base line of its first hunk."""
-    m = re.search(r"^\+\+\+ b/(\S+)\n@@ -(\d+)", inst.patch, re.M)
+    m = re.search(r"^\+\+\+ [ab]/(\S+)\n@@ -(\d+)", inst.patch, re.M)  # the gold patches are reversed bugs
     return (m[1], int(m[2])) if m else None
 
 
@@ -289,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-w", "--workers", type=int, default=2)
     ap.add_argument("-o", "--output", type=Path, default=Path(tempfile.gettempdir()) / "treefix-evidence-bench")
     ap.add_argument("--cache-dir", type=Path, default=None)
+    ap.add_argument("--table", action="store_true", help="print the table of the results in the output folder")
     args = ap.parse_args(argv)
     from platformdirs import user_cache_dir
 
@@ -300,6 +301,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.instance:
         instances = [i for i in instances if i.instance_id in set(args.instance)]
     out = args.output.resolve()
+    if args.table:
+        rows = (out / "results.jsonl").read_text().splitlines() if (out / "results.jsonl").is_file() else []
+        done = [Result(**json.loads(ln)) for ln in rows if ln.strip()]
+        print(f"{len({r.instance_id for r in done})} tasks done (partial results when the run is still going)")
+        print(table(done, ps, len(instances), args.seeds))
+        return 0
     out.mkdir(parents=True, exist_ok=True)
     grader = Grader(out, cache)
     lock = threading.Lock()
