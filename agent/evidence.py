@@ -39,7 +39,9 @@ SELECTION = "imports+names"
 MAX_REGRESSION_FILES = 6
 REGRESSION_PENALTY = 4.0
 OUTPUT_HEAD, OUTPUT_TAIL = 2_000, 6_000
-BASE_KEY = "evidence/base/"  # + test file: its per-test outcomes at the base
+BASE_KEY = "evidence/base"  # test id -> its outcome at the base
+COLLECTED_KEY = "evidence/collected/"  # + test file: its test ids
+MAX_TESTS = 200
 # Failures that say the test itself is broken, not the code under test.
 UNRELATED = re.compile(r"\b(ImportError|ModuleNotFoundError|SyntaxError|IndentationError|NameError)\b")
 _SHORT = re.compile(r"^(FAILED|ERROR) (\S+)(?: - (.*))?$", re.M)
@@ -111,22 +113,23 @@ def evaluate_candidate(ctx: SearchContext, node: Node, wt: Path) -> ExecResult |
     Sets node.evidence; None when there is nothing to run (no reproduction, no related test)."""
     repros = reproductions(ctx, node)
     files = select_regression_files(wt, node.diff) if ctx.params.regression_checks else []
-    base = base_outcomes(ctx, files)
-    checked = {t for t, o in base.items() if o == PASSED}
+    chosen = related_tests(ctx, files, changed_names(node.diff)) if files else []
+    base = base_outcomes(ctx, chosen)
+    checked = sorted(t for t, o in base.items() if o == PASSED)
     if not repros and not checked:
         node.evidence.update(_score(node, {}, [], [], files))
         return None
     for r in repros:
         (wt / r.evidence["path"]).write_text(r.content)  # outside the candidate's diff
     ctx.budget.charge_test_run()
-    run, report = _pytest(ctx, wt, [r.evidence["path"] for r in repros] + files)
+    run, report = _pytest(ctx, wt, [r.evidence["path"] for r in repros] + checked)
     now = report.tests
     per_repro = {}
     for r in repros:
         mine = {t: o for t, o in now.items() if t.split("::")[0] == r.evidence["path"]}
         per_repro[r.id] = PASSED if mine and all(o == PASSED for o in mine.values()) else FAILED
-    regressions = sorted(t for t in checked if now.get(t, ERROR) in (FAILED, ERROR))
-    node.evidence.update(_score(node, per_repro, regressions, sorted(checked), files))
+    regressions = [t for t in checked if now.get(t, ERROR) in (FAILED, ERROR)]
+    node.evidence.update(_score(node, per_repro, regressions, checked, files))
     ctx.store.event("evidence", node=node.id, reproduced=node.evidence["reproduced"],
                     regressions=len(regressions), verified_by=node.evidence["verified_by"])  # fmt: skip
     # The counts the critic and repairs see: the reproductions plus the regression tests.
@@ -139,6 +142,31 @@ def evaluate_candidate(ctx: SearchContext, node: Node, wt: Path) -> ExecResult |
     result.passed, result.failed = values.count(PASSED), values.count(FAILED)
     result.errors, result.skipped = values.count(ERROR), 0
     return result
+
+
+def related_tests(ctx: SearchContext, files: list[str], names: list[str], limit: int = MAX_TESTS) -> list[str]:
+    """The tests of `files` whose id names a changed function or class (all of them when none
+    does), at most `limit`: big test files stay cheap. Collected on the base once per file."""
+    ids: list[str] = []
+    missing = [f for f in files if ctx.store.get_meta(COLLECTED_KEY + f) is None]
+    if missing:
+        with ctx.workspace.worktree() as base:
+            timeout = min(ctx.task.test_timeout, ctx.budget.time_left())
+            run = ctx.sandbox.run(" ".join([PYTEST, "--collect-only", "-q", *map(shlex.quote, missing)]),
+                                  base, timeout, ctx.task.env or None)  # fmt: skip
+        found = re.findall(r"^(\S+::\S.*)$", run.output, re.M)
+        for f in missing:
+            ctx.store.set_meta(COLLECTED_KEY + f, [t for t in found if t.split("::")[0] == f])
+    for f in files:
+        ids += ctx.store.get_meta(COLLECTED_KEY + f) or []
+    keys = [_squash(n) for n in names if len(n) > 2]
+    named = [t for t in ids if any(k in _squash(t.split("::", 1)[-1]) for k in keys)]
+    return (named or ids)[:limit]
+
+
+def _squash(text: str) -> str:
+    """`nth_or_last` and `NthOrLastTests` compare alike."""
+    return re.sub(r"[^a-z0-9]", "", text.lower())
 
 
 def _score(
@@ -162,24 +190,21 @@ def _score(
     }
 
 
-def base_outcomes(ctx: SearchContext, files: list[str]) -> dict[str, str]:
-    """Per-test outcomes of `files` at the base, each file run on the base once per run."""
-    missing = [f for f in files if ctx.store.get_meta(BASE_KEY + f) is None]
+def base_outcomes(ctx: SearchContext, tests: list[str]) -> dict[str, str]:
+    """Per-test outcomes at the base, each test run on the base once per run."""
+    known: dict[str, str] = ctx.store.get_meta(BASE_KEY, {})
+    missing = [t for t in tests if t not in known]
     if missing:
         try:
             ctx.budget.charge_test_run()
         except BudgetExceeded:
-            missing, files = [], [f for f in files if f not in missing]
-        if missing:
-            with ctx.workspace.worktree() as base:
-                _, report = _pytest(ctx, base, missing)
-            for f in missing:
-                ctx.store.set_meta(BASE_KEY + f, {t: o for t, o in report.tests.items() if t.split("::")[0] == f})
-            ctx.store.event("baseline", files=missing, tests=len(report.tests))
-    out: dict[str, str] = {}
-    for f in files:
-        out.update(ctx.store.get_meta(BASE_KEY + f) or {})
-    return out
+            return {t: known[t] for t in tests if t in known}
+        with ctx.workspace.worktree() as base:
+            _, report = _pytest(ctx, base, missing)
+        known = {**ctx.store.get_meta(BASE_KEY, {}), **{t: report.tests.get(t, ERROR) for t in missing}}
+        ctx.store.set_meta(BASE_KEY, known)
+        ctx.store.event("baseline", tests=len(missing), passed=sum(report.tests.get(t) == PASSED for t in missing))
+    return {t: known[t] for t in tests if t in known}
 
 
 def select_regression_files(root: Path, diff: str, limit: int = MAX_REGRESSION_FILES) -> list[str]:

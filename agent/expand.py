@@ -22,10 +22,7 @@ def expand(ctx: SearchContext, policy: Policy, parent_id: str) -> Node | None:
     ctx.budget.charge_node()
     child = Node(kind=kind, parent=parent.id, depth=parent.depth + 1, origin=policy.name)
     try:
-        propose = {NodeKind.PLAN: policy.plan, NodeKind.CODE: policy.code, NodeKind.REPAIR: policy.repair,
-                   NodeKind.REPRODUCE: getattr(policy, "reproduce", None)}[kind]  # fmt: skip
-        assert propose is not None
-        candidate = propose(ctx, parent)
+        candidate = getattr(policy, kind.value)(ctx, parent)  # plan, code, repair or reproduce
     except (BudgetExceeded, NoCandidate):
         ctx.budget.release_node()
         raise
