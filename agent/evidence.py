@@ -94,6 +94,12 @@ def judge_reproduction(run: RunResult, report: TestReport) -> tuple[bool, str]:
 def evaluate_reproduction(ctx: SearchContext, node: Node, wt: Path) -> ExecResult:
     """Run a reproduction on the base (its diff is applied in `wt`); accept it or close it."""
     path = node.evidence.get("path") or repro_path(node.id)
+    if not imports_repository(node.content, wt):
+        reason = "does not import the repository's code, so it cannot show the issue"
+        node.evidence.update(accepted=False, reason=reason, path=path)
+        node.closed = True
+        ctx.store.event("reproduce", node=node.id, accepted=False, reason=reason)
+        return ExecResult(message=reason)
     ctx.budget.charge_test_run()
     run, report = _pytest(ctx, wt, [path])
     accepted, reason = judge_reproduction(run, report)
@@ -101,6 +107,21 @@ def evaluate_reproduction(ctx: SearchContext, node: Node, wt: Path) -> ExecResul
     node.closed = not accepted  # an unusable reproduction grows nothing; its reason feeds a sibling
     ctx.store.event("reproduce", node=node.id, accepted=accepted, reason=reason)
     return _result(run, report)
+
+
+def imports_repository(code: str, root: Path) -> bool:
+    """Does the test import a module or package of the repository (at its root, or under src/)?"""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return False
+    names = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    names |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module and not n.level}
+    for name in names:
+        for base in (root, root / "src", root / "lib"):
+            if (base / name / "__init__.py").is_file() or (base / f"{name}.py").is_file() or (base / name).is_dir():
+                return True
+    return False
 
 
 def reproductions(ctx: SearchContext, node: Node) -> list[Node]:

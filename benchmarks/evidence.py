@@ -11,7 +11,8 @@ base `treefix swebench run` builds). A scripted policy stands in for the model:
   comment added to the file the fix touches), half break the function the fix touches (so its
   existing tests fail); repairs are never offered, so every attempt is a fresh draw;
 - reproductions: half are good, half useless (one that passes on the base, one with an import
-  error, one whose assertion is false whatever the code). **The good ones are derived from the
+  error, one that does not touch the repository's code, one whose assertion about the package is
+  false whatever the code: accepted, and a trap no fix passes). **The good ones are derived from the
   hidden tests, inside this benchmark only**: the test functions the instance's `test_patch`
   adds, under the imports of the test file they are added to. Nothing of it reaches the agent in
   normal runs (`tests/test_hidden_fields.py`);
@@ -59,7 +60,9 @@ ARMS = ("evidence", "critic-only")
 USELESS = (
     "def test_passes_anyway():\n    assert True\n",
     "import treefix_no_such_module\n\n\ndef test_imports():\n    assert treefix_no_such_module\n",
-    "def test_wrong_expectation():\n    assert sorted([2, 1]) == [2, 1]\n",
+    "def test_unrelated():\n    assert sorted([2, 1]) == [2, 1]\n",
+    # fails on the base with an assertion about the package, and whatever the fix: a trap
+    "import {pkg}\n\n\ndef test_wrong_expectation():\n    assert {pkg}.__name__ == 'something else'\n",
 )
 
 
@@ -71,9 +74,14 @@ def good_reproduction(inst: Instance, repo: Path) -> str | None:
     files = patch_paths(inst.test_patch)
     if len(files) != 1 or not (repo / files[0]).is_file():
         return None
+    text = (repo / files[0]).read_text()
+    try:
+        module = ast.parse(text)
+    except SyntaxError:
+        return None
     header = [
-        ln for ln in (repo / files[0]).read_text().splitlines()
-        if re.match(r"(import \w|from [\w.]+ import )", ln) and not ln.startswith("from .")
+        ast.get_source_segment(text, node) or "" for node in module.body
+        if isinstance(node, ast.Import) or (isinstance(node, ast.ImportFrom) and not node.level)
     ]  # fmt: skip
     added = [ln[1:] for ln in inst.test_patch.splitlines() if ln.startswith("+") and not ln.startswith("+++")]
     code = "\n".join(header) + "\n\n\n" + "\n".join(added).strip() + "\n"
@@ -132,6 +140,9 @@ class ScriptedPolicy:
 
     def __init__(self, inst: Instance, p: float, seed: int, good: str | None):
         self.inst, self.p, self.good = inst, p, good
+        site = _gold_site(inst)
+        parts = Path(site[0]).parts if site else ("os",)
+        self.package = Path(parts[1] if parts[0] in ("src", "lib") and len(parts) > 1 else parts[0]).stem
         self.code_rng = random.Random(f"{inst.instance_id}/{seed}/code")
         self.repro_rng = random.Random(f"{inst.instance_id}/{seed}/repro")
         self.lock = threading.Lock()
@@ -139,7 +150,7 @@ class ScriptedPolicy:
     def reproduce(self, ctx: SearchContext, root: Node) -> Candidate:
         with self.lock:
             good = self.good is not None and self.repro_rng.random() < 0.5
-            code = self.good if good else self.repro_rng.choice(USELESS)
+            code = self.good if good else self.repro_rng.choice(USELESS).format(pkg=self.package)
         return Candidate("reproduction (good)" if good else "reproduction (useless)", f"```python\n{code}```")
 
     def plan(self, ctx: SearchContext, parent: Node) -> Candidate:
@@ -194,7 +205,7 @@ def config_for(arm: str, max_nodes: int) -> RunConfig:
     evidence = arm == "evidence"
     return RunConfig(
         model="scripted", limits=Limits(max_nodes=max_nodes, cost_limit=0),
-        reproductions=2 if evidence else 0, regression_checks=evidence,
+        reproductions=3 if evidence else 0, regression_checks=evidence,
     )  # fmt: skip
 
 
