@@ -4,12 +4,14 @@
   accepted only when a test in it fails there with an assertion (or an exception of the code under
   test), not with an import, name or syntax error and not by timing out. It is never part of the
   patch unless the user asks (`--keep-tests`).
-- *Regression tests* are existing test files chosen for the code a candidate changes by import and
-  name heuristics: a test file that imports the changed module, is named after it, or calls a
-  changed function. Why not per-test coverage: without a test command there is no test run to
+- *Regression tests* are existing tests chosen for the code a candidate changes by import and name
+  heuristics: test files that import the changed module, are named after it, or call a changed
+  function; within them, the tests whose id names a changed function or class (all of the file's
+  when none does). Why not per-test coverage: without a test command there is no test run to
   trace, and tracing a whole suite costs more than the whole search on large repositories; the
-  heuristic costs one base run of the chosen files (kept in the store, so each file runs on the
-  base once). A regression is a test that passed on the base and fails on the candidate.
+  heuristic costs a collection and one base run of the chosen tests (kept in the store, so each
+  test runs on the base once). A regression is a test that passed on the base and fails on the
+  candidate.
 - A candidate's *score* is the share of the accepted reproductions on its path that now pass (0.5
   when it has none: no evidence either way), divided by 1 + 4 x its regressions. It is *verified*
   when it has at least one reproduction, all of them pass and nothing regressed; the evidence is
