@@ -325,9 +325,10 @@ def main(argv: list[str] | None = None) -> int:
         instances = [i for i in instances if i.instance_id in set(args.instance)]
     out = args.output.resolve()
     if args.table:
-        rows = (out / "results.jsonl").read_text().splitlines() if (out / "results.jsonl").is_file() else []
+        store = out / "results.jsonl"
+        rows = store.read_text().splitlines() if store.is_file() else []
         done = [Result(**json.loads(ln)) for ln in rows if ln.strip()]
-        print(f"{len({r.instance_id for r in done})} tasks done (partial results when the run is still going)")
+        print(f"{len({r.instance_id for r in done})} of {len(instances)} tasks in {store}")
         print(table(done, ps, len(instances), args.seeds))
         return 0
     out.mkdir(parents=True, exist_ok=True)
