@@ -122,6 +122,9 @@ def fix(
         str | None, typer.Option("--price", help="IN,OUT[,CACHED[,CACHE_WRITE]] USD per 1M tokens")
     ] = None,
     record: Annotated[Path | None, typer.Option("--record", help="write the model's replies to a cassette")] = None,
+    keep_tests: Annotated[
+        bool, typer.Option("--keep-tests", help="keep the reproduction test the search wrote in the patch")
+    ] = False,
     apply: Annotated[bool, typer.Option("--apply", help="apply the best patch and commit it")] = False,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="run directory")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,

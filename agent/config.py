@@ -49,6 +49,9 @@ class RunConfig:
     map_tokens: int = 2048  # size of the repository map in the shared prompt prefix
     tier: str = ""  # "offline": try no-model candidates first, within a share of the budget
     context_window: int = 0  # tokens the model accepts; 0: the price table's figure, else 32k
+    reproductions: int = 3  # without a test command: reproduction tests the model may write (0 = none)
+    keep_tests: bool = False  # put the accepted reproduction test in the final patch
+    regression_checks: bool = True  # without a test command: check existing tests for regressions
 
     def resolved(self) -> RunConfig:
         """This config with every unset setting taken from the policy's defaults, then the general ones."""
@@ -72,7 +75,7 @@ class RunConfig:
             "limits.max_nodes": 0, "limits.max_depth": 1, "limits.turns_per_node": 1,
             "limits.max_output_tokens": 1, "limits.reserve_cost": 0, "workers": 1, "exploration": 0,
             "widen_k": 0, "widen_alpha": 0, "max_children": 1, "exec_weight": 0, "critic_weight": 0,
-            "map_tokens": 0, "context_window": 0,
+            "map_tokens": 0, "context_window": 0, "reproductions": 0,
         }  # fmt: skip
         for key, low in at_least.items():
             head, _, rest = key.partition(".")
@@ -93,6 +96,8 @@ class RunConfig:
             widen_alpha=self.widen_alpha,
             max_children=self.max_children,
             max_depth=self.limits.max_depth,
+            reproductions=self.reproductions,
+            regression_checks=self.regression_checks,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -125,6 +130,8 @@ FLAG_KEYS = {
     "time_limit": "limits.time_limit",
     "workers": "workers",
     "tier": "tier",
+    "keep_tests": "keep_tests",
+    "reproductions": "reproductions",
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from treefix.agent.budget import BudgetExceeded
+from treefix.agent.evidence import evaluate_candidate, evaluate_reproduction
 from treefix.agent.policies.base import SearchContext
 from treefix.agent.tree import ExecResult, Node, NodeKind
 from treefix.tools.diffs import changed_paths
@@ -45,9 +46,13 @@ def syntax_error(root: Path, paths: list[str]) -> str | None:
 
 
 def evaluate(ctx: SearchContext, node: Node) -> ExecResult | None:
-    """Execution result of a code/repair node; None for plans or when there is no test command."""
+    """Execution result of a node: a reproduction's run on the base; a code/repair node's given
+    tests, or without a test command its reproductions and regression tests (agent/evidence.py).
+    None for plans, or when nothing could be run."""
     if node.kind in (NodeKind.ROOT, NodeKind.PLAN):
         return None
+    if node.kind is NodeKind.REPRODUCE:
+        return _reproduction(ctx, node)
     if node.exec is not None:
         return node.exec  # the edits already failed to apply: scored 0 without running anything
     with ctx.workspace.worktree() as wt:
@@ -58,7 +63,10 @@ def evaluate(ctx: SearchContext, node: Node) -> ExecResult | None:
         if bad:
             return ExecResult(compiled=False, message=f"syntax error: {bad}")
         if not ctx.task.test_cmd:
-            return None
+            try:
+                return evaluate_candidate(ctx, node, wt)
+            except BudgetExceeded as e:
+                return ExecResult(message=f"not tested: {e}")
         try:
             ctx.budget.charge_test_run()
         except BudgetExceeded as e:
@@ -79,3 +87,21 @@ def evaluate(ctx: SearchContext, node: Node) -> ExecResult | None:
         tests=report.tests,
         message=run.stopped,
     )
+
+
+def _reproduction(ctx: SearchContext, node: Node) -> ExecResult | None:
+    if node.exec is not None:  # the reply held no usable test file
+        node.closed = True
+        node.evidence.update(accepted=False, reason=node.exec.message)
+        return node.exec
+    with ctx.workspace.worktree() as wt:
+        if err := ctx.workspace.apply_diff(wt, node.diff):
+            node.closed = True
+            node.evidence.update(accepted=False, reason=f"does not apply: {err}")
+            return ExecResult(applied=False, message=f"patch does not apply: {err}")
+        try:
+            return evaluate_reproduction(ctx, node, wt)
+        except BudgetExceeded as e:
+            node.closed = True
+            node.evidence.update(accepted=False, reason=f"not run: {e}")
+            return ExecResult(message=f"not tested: {e}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from treefix.agent.budget import BudgetExceeded
+from treefix.agent.evidence import extract_code, repro_path, valid_python
 from treefix.agent.models.base import ModelError
 from treefix.agent.policies.base import Candidate, NoCandidate, Policy, SearchContext
 from treefix.agent.tree import CHILD_KIND, ExecResult, Node, NodeKind, NodeStatus
@@ -17,12 +18,11 @@ def expand(ctx: SearchContext, policy: Policy, parent_id: str) -> Node | None:
     Raises BudgetExceeded before anything is spent when no room is left for the node or its calls.
     """
     parent = ctx.store.get(parent_id)
-    kind = CHILD_KIND[parent.kind]
+    kind = child_kind(ctx, policy, parent)
     ctx.budget.charge_node()
     child = Node(kind=kind, parent=parent.id, depth=parent.depth + 1, origin=policy.name)
     try:
-        propose = {NodeKind.PLAN: policy.plan, NodeKind.CODE: policy.code, NodeKind.REPAIR: policy.repair}[kind]
-        candidate = propose(ctx, parent)
+        candidate = getattr(policy, kind.value)(ctx, parent)  # plan, code, repair or reproduce
     except (BudgetExceeded, NoCandidate):
         ctx.budget.release_node()
         raise
@@ -37,9 +37,55 @@ def expand(ctx: SearchContext, policy: Policy, parent_id: str) -> Node | None:
         candidate.usage,
     )
     child.origin = candidate.origin or policy.name
-    if kind is not NodeKind.PLAN:
+    if kind is NodeKind.REPRODUCE:
+        child.diff, child.exec = reproduction_diff(ctx, child, candidate)
+    elif kind is not NodeKind.PLAN:
         child.diff, child.exec = apply_candidate(ctx, parent, candidate)
+        if child.exec is None and (twin := identical_sibling(ctx, parent.id, child.diff)) is not None:
+            # One node: the same fix again is a vote for it, not a second test run or critic call.
+            twin.evidence["duplicates"] = int(twin.evidence.get("duplicates", 0)) + 1
+            ctx.store.update(twin)
+            ctx.store.event("duplicate", node=twin.id, parent=parent.id)
+            return twin
     return ctx.store.add(child)
+
+
+def reproduces(ctx: SearchContext, policy: Policy) -> bool:
+    """Does this run grow reproduction nodes? Only when no test command is given and the policy writes tests."""
+    writes = getattr(policy, "writes_tests", hasattr(policy, "reproduce"))
+    return not ctx.task.test_cmd and ctx.params.reproductions > 0 and bool(writes)
+
+
+def child_kind(ctx: SearchContext, policy: Policy, parent: Node) -> NodeKind:
+    """The tree's grammar (CHILD_KIND), except that the root first grows up to
+    `params.reproductions` reproductions when the run makes its own execution signal."""
+    if parent.kind is NodeKind.ROOT and reproduces(ctx, policy):
+        made = sum(c.kind is NodeKind.REPRODUCE for c in ctx.store.children(parent.id))
+        if made < ctx.params.reproductions:
+            return NodeKind.REPRODUCE
+    return CHILD_KIND[parent.kind]
+
+
+def identical_sibling(ctx: SearchContext, parent_id: str, diff: str) -> Node | None:
+    from treefix.agent.outputs import normalised
+
+    key = normalised(diff)
+    for sib in ctx.store.children(parent_id):
+        if sib.diff and sib.status is not NodeStatus.FAILED and normalised(sib.diff) == key:
+            return sib
+    return None
+
+
+def reproduction_diff(ctx: SearchContext, node: Node, candidate: Candidate) -> tuple[str, ExecResult | None]:
+    """The reproduction as a new test file at the repository root, as a diff against base."""
+    code = extract_code(candidate.content)
+    path = repro_path(node.id)
+    node.content, node.evidence["path"] = code, path
+    if bad := valid_python(code):
+        return "", ExecResult(applied=False, message=f"the reply holds no valid Python test file ({bad})")
+    with ctx.workspace.worktree() as wt:
+        (wt / path).write_text(code)
+        return ctx.workspace.diff(wt), None
 
 
 def apply_candidate(ctx: SearchContext, parent: Node, candidate: Candidate) -> tuple[str, ExecResult | None]:

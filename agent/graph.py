@@ -20,13 +20,18 @@ from treefix.agent.expand import expand
 from treefix.agent.models.base import ModelError
 from treefix.agent.policies.base import Critic, NoCandidate, Policy, SearchContext, ValueWeights
 from treefix.agent.select import Selector
-from treefix.agent.tree import Judgement, NodeStatus
+from treefix.agent.tree import Judgement, Node, NodeKind, NodeStatus
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 
 MAX_FAILURES_IN_A_ROW = 3
+
+
+def strong(node: Node) -> bool:
+    """Verified on evidence strong enough to stop the search."""
+    return node.verified and bool(node.evidence.get("strong", True))
 
 
 class SearchState(TypedDict, total=False):
@@ -109,6 +114,10 @@ class SearchEngine:
                 self.selector.end(parent_id)
                 return None
             self.ctx.store.set_meta(key, child.id)
+            if child.parent == parent_id and child.status is NodeStatus.DONE:  # an identical sibling's vote
+                self._revisit(child)
+                self.selector.end(parent_id)
+                return None
             self.on_event("node", {"node": child.id, "kind": child.kind.value, "title": child.title})
             return child.id
 
@@ -138,6 +147,11 @@ class SearchEngine:
             node = self.ctx.store.get(node_id)
             if node.status is not NodeStatus.EVALUATED:
                 return
+            if node.kind is NodeKind.REPRODUCE:  # judged by its base run alone: no critic call
+                node.value = 0.5 if node.evidence.get("accepted") else 0.0
+                node.status = NodeStatus.JUDGED
+                self.ctx.store.update(node)
+                return
             try:
                 node.judgement = self.critic.judge(self.ctx, node)
             except (ModelError, BudgetExceeded) as e:  # the visit still counts, on execution alone
@@ -166,9 +180,19 @@ class SearchEngine:
             self.on_event("scored", {"node": node.id, "value": value, "verified": node.verified})
         return {}
 
+    def _revisit(self, node: Node) -> None:
+        """Another visit of an existing node, with its value: the parent's widening and UCT move on."""
+        path = self.ctx.store.path(node.id)
+        for n in path:
+            n.visits += 1
+            n.value_sum += node.value or 0.0
+        self.ctx.store.update_many(path)
+
     def decide(self, state: SearchState) -> SearchState:
         self.ctx.store.set_meta("elapsed", self.ctx.budget.elapsed())
-        if self.stop_on_verified and any(n.verified for n in self.ctx.store.nodes()):
+        # Stop rule: only strong evidence ends the search early (a given test command that passes,
+        # or a reproduction that failed on the base and now passes with regression tests run).
+        if self.stop_on_verified and any(strong(n) for n in self.ctx.store.nodes()):
             return {"status": "verified"}
         if limit := self.ctx.budget.exhausted():
             return {"status": f"limit:{limit}"}

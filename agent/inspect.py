@@ -17,7 +17,7 @@ from treefix.agent.outputs import tree_dict
 from treefix.agent.store import RunStore
 from treefix.agent.tree import Node
 
-KIND_STYLE = {"root": "bold", "plan": "cyan", "code": "magenta", "repair": "yellow"}
+KIND_STYLE = {"root": "bold", "plan": "cyan", "code": "magenta", "repair": "yellow", "reproduce": "blue"}
 
 
 def load_tree(run_dir: Path) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from treefix.agent.errors import ConfigError
 from treefix.agent.graph import SearchEngine
 from treefix.agent.models.base import ChatModel, Completion, Usage
 from treefix.agent.models.registry import load_model
-from treefix.agent.outputs import choose_best, not_improved_reason, write_outputs
+from treefix.agent.outputs import choose, final_patch, not_improved_reason, write_outputs
 from treefix.agent.policies.base import Critic, Policy, SearchContext
 from treefix.agent.store import RunStore
 from treefix.agent.task import Task
@@ -246,7 +246,9 @@ def _search(run: Run, ctx: SearchContext, agents: Agents, emit: EventSink) -> st
 def _finish(run: Run, ctx: SearchContext, budget: Budget, status: str, emit: EventSink) -> RunOutcome:
     """Choose the best node, write the run's files, and say how the run ended."""
     run.store.set_meta("elapsed", budget.elapsed())
-    best = choose_best(ctx, run.store)
+    choice = choose(ctx, run.store)
+    best = choice.node
+    patch = final_patch(ctx, best, run.config.keep_tests)
     verified = best is not None and best.verified
     if verified:
         code = EXIT_VERIFIED
@@ -256,12 +258,13 @@ def _finish(run: Run, ctx: SearchContext, budget: Budget, status: str, emit: Eve
         code = EXIT_UNVERIFIED
     reason = "" if best else no_candidate_reason(run.store)
     summary = write_outputs(
-        run.run_dir, run.store, run.task, run.config, "verified" if verified else status, code, best, budget, reason
+        run.run_dir, run.store, run.task, run.config, "verified" if verified else status, code, best, budget,
+        reason, choice, patch,
     )
     emit("finished", {"status": summary["exit_status"], "best": best.id if best else None})
     return RunOutcome(
         run.store.get_meta("run_id"), run.run_dir, summary["exit_status"], code, best.id if best else None,
-        best.diff if best else "", summary, reason,
+        patch, summary, reason,
     )  # fmt: skip
 
 
@@ -326,7 +329,8 @@ def spent_from_store(store: RunStore) -> Spent:
     spent = Spent(elapsed=store.get_meta("elapsed", 0.0))
     for e in store.events("call"):
         spent.add_call(e["role"], Usage.from_dict(e), e["cost"])
-    spent.nodes = sum(1 for n in store.nodes() if n.parent is not None)
+    # an identical sibling folded into an existing node was charged as a node too
+    spent.nodes = sum(1 for n in store.nodes() if n.parent is not None) + len(store.events("duplicate"))
     spent.test_runs = len(store.events("test"))
     return spent
 

@@ -26,6 +26,8 @@ class SearchParams:
     max_children: int = 5
     max_depth: int = 6
     virtual_loss: int = 1
+    reproductions: int = 3  # reproduction tests the root may grow when no test command is given
+    regression_checks: bool = True  # without a test command: run the existing tests a candidate may break
 
     def child_cap(self, node: Node) -> int:
         """How many children this node may have now."""
@@ -33,7 +35,7 @@ class SearchParams:
             return 1
         if self.strategy == "best-of-n":
             # n independent plan → code chains, no repairs
-            return {NodeKind.ROOT: 10**9, NodeKind.PLAN: 1}.get(node.kind, 0)
+            return {NodeKind.ROOT: 10**9, NodeKind.REPRODUCE: 10**9, NodeKind.PLAN: 1}.get(node.kind, 0)
         widened = math.floor(self.widen_k * max(node.visits, 1) ** self.widen_alpha)
         return min(max(1, widened), self.max_children)
 
@@ -104,7 +106,8 @@ class Selector:
         if not self.expandable(node):
             return False
         children = self.store.children(node.id)
-        if self.params.strategy == "best-of-n" and node.kind is NodeKind.ROOT and any(map(self._alive, children)):
+        chains = (NodeKind.ROOT, NodeKind.REPRODUCE)
+        if self.params.strategy == "best-of-n" and node.kind in chains and any(map(self._alive, children)):
             return False  # finish each plan's single code child before drawing another plan
         if node.kind is not NodeKind.ROOT and node.status is not NodeStatus.DONE:
             return False  # only expand nodes whose evaluation is known

@@ -13,6 +13,7 @@ class NodeKind(StrEnum):
     PLAN = "plan"
     CODE = "code"
     REPAIR = "repair"
+    REPRODUCE = "reproduce"  # a test the model wrote that shows the issue; never part of the patch
 
 
 class NodeStatus(StrEnum):
@@ -29,7 +30,9 @@ CHILD_KIND = {
     NodeKind.PLAN: NodeKind.CODE,
     NodeKind.CODE: NodeKind.REPAIR,
     NodeKind.REPAIR: NodeKind.REPAIR,
+    NodeKind.REPRODUCE: NodeKind.PLAN,
 }
+# Without a given test command the root grows reproductions first (see expand.child_kind).
 
 @dataclass
 class ExecResult:
@@ -90,14 +93,38 @@ class Node:
     origin: str = ""  # the policy that made it: llm, offline, or a test's scripted policy
     closed: bool = False  # the policy has nothing more to propose below this node
     seq: int = 0  # creation order within the run, set by the store
+    # Execution evidence beyond the raw test counts (agent/evidence.py): for a reproduction whether it
+    # was accepted and why; for a candidate its reproductions, regressions, score and `verified_by`.
+    evidence: dict[str, Any] = field(default_factory=dict)
 
     @property
     def mean(self) -> float:
         return self.value_sum / self.visits if self.visits else 0.0
 
     @property
+    def verified_by(self) -> str:
+        """What verified this node: "reproduction" (a test that failed on the base now passes, and
+        nothing regressed), "tests" (the given test command passes), or "" when nothing did."""
+        if "verified_by" in self.evidence:
+            return str(self.evidence["verified_by"])
+        ok = self.kind in (NodeKind.CODE, NodeKind.REPAIR) and self.exec is not None and self.exec.all_passed
+        return "tests" if ok else ""
+
+    @property
     def verified(self) -> bool:
-        return self.exec is not None and self.exec.all_passed
+        return bool(self.verified_by)
+
+    @property
+    def exec_score(self) -> float:
+        """The execution score the value mixes in: the evidence's when there is some, else the pass rate."""
+        if "score" in self.evidence:
+            return float(self.evidence["score"])
+        return self.exec.score if self.exec else 0.0
+
+    @property
+    def votes(self) -> int:
+        """This node plus the identical siblings folded into it."""
+        return 1 + int(self.evidence.get("duplicates", 0))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -12,6 +12,7 @@ import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from treefix.evals.calibration import auc, bins
 from treefix.evals.outputs import PREDS, BatchOutputs, OutputsError
 
 
@@ -29,6 +30,7 @@ class InstanceFigures:
     nodes: int
     wall_time: float
     resolved: bool | None  # None: not graded
+    critic: float | None = None  # the critic's value of the submitted patch (None: not judged)
 
 
 @dataclass
@@ -79,7 +81,7 @@ def load_run(path: Path, eval_report: Path | None = None) -> RunFigures:
             int(u.get("tokens", 0)), int(u.get("turns", 0)),
             sum(v for k, v in s.get("nodes", {}).items() if k != "root"),
             float(s.get("wall_time", u.get("elapsed", 0.0))),
-            None if resolved is None else iid in resolved,
+            None if resolved is None else iid in resolved, (s.get("choice") or {}).get("critic"),
         )  # fmt: skip
     return run
 
@@ -147,6 +149,7 @@ def markdown(runs: list[RunFigures]) -> str:
         _table(["", *[r.name for r in runs]], [[k, *v] for k, v in rows]),
         "",
     ]
+    lines += calibration(runs)
     lines += ["![cost per instance](cost_hist.png)", "", "## Per instance", ""]
     ids = sorted({i for r in runs for i in r.instances})
     per = [[i, *[_cell(r.instances.get(i)) for r in runs]] for i in ids]
@@ -160,6 +163,23 @@ def markdown(runs: list[RunFigures]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def calibration(runs: list[RunFigures]) -> list[str]:
+    """Per run: the critic's AUC against the graded verdict and a calibration table."""
+    lines = ["## Critic calibration", ""]
+    for r in runs:
+        pairs = [(i.critic, bool(i.resolved)) for i in r.instances.values() if i.critic is not None and i.resolved is not None]
+        if not r.graded or not pairs:
+            why = "not graded" if not r.graded else "no judged patch"
+            lines += [f"`{r.name}`: {why}", ""]
+            continue
+        a = auc(pairs)
+        lines += [f"`{r.name}`: critic AUC {'n/a (one outcome only)' if a is None else f'{a:.2f}'} "
+                  f"over {len(pairs)} graded patches (0.5 = a coin)", ""]  # fmt: skip
+        rows = [[label, str(n), _share(k, n) if n else "-"] for label, n, k in bins(pairs)]
+        lines += [_table(["critic value", "patches", "resolved"], rows), ""]
+    return lines
 
 
 def _resolved(r: RunFigures) -> str:

@@ -581,6 +581,7 @@ def role_of(req: Request) -> str:
         ("repair", "Repair the attempt"),
         ("code", "Implement this plan"),
         ("plan", "Propose ONE hypothesis"),
+        ("reproduce", "Write a pytest test file that reproduces"),
     ):
         if marker in last:
             return role

@@ -80,3 +80,20 @@ def test_report_on_foreign_predictions_or_a_file_as_output_is_one_message(tmp_pa
     afile.write_text("mine")
     assert report(tmp_path / "a", "-o", afile) == (2, f"error: cannot write to {afile}: File exists")
     assert afile.read_text() == "mine"
+
+
+def test_report_prints_the_critics_auc_and_calibration(tmp_path):
+    """Each instance's summary holds the critic's value of its patch; the report sets it against the grade."""
+    state = BatchOutputs(tmp_path / "a")
+    values = {"x-1": 0.9, "x-2": 0.7, "x-3": 0.3, "x-4": 0.1}
+    for iid, value in values.items():
+        summary = {"usage": {"cost": 0.0}, "nodes": {"code": 1}, "choice": {"rule": "best-value", "critic": value}}
+        state.record(WorkResult(iid, "unverified", 1, f"diff {iid}", summary), "treefix__test", {})
+    ev = tmp_path / "report.json"
+    ev.write_text(json.dumps({"resolved_ids": ["x-1", "x-3"]}))  # one high-valued patch fails, one low passes
+    res = CliRunner().invoke(app, ["report", str(tmp_path / "a"), "--eval", str(ev)])
+    assert res.exit_code == 0, res.output
+    # pairs (resolved > unresolved): 0.9>0.7, 0.9>0.1, 0.3>0.1, 0.3<0.7 -> 3/4
+    assert "critic AUC 0.75 over 4 graded patches" in res.output
+    assert "| 0.8-1.0 | 1 | 1/1 (100.0%) |" in res.output and "| 0.6-0.8 | 1 | 0/1 (0.0%) |" in res.output
+    assert "| 0.4-0.6 | 0 | - |" in res.output

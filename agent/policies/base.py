@@ -82,6 +82,13 @@ class Policy(Protocol):
     def repair(self, ctx: SearchContext, node: Node) -> Candidate: ...
 
 
+class Reproducer(Protocol):
+    """A policy that can also write a reproduction test (a pytest file that fails on the base
+    because of the issue). Without a test command the root grows these first."""
+
+    def reproduce(self, ctx: SearchContext, root: Node) -> Candidate: ...
+
+
 class Critic(Protocol):
     def judge(self, ctx: SearchContext, node: Node) -> Judgement: ...
 
@@ -98,10 +105,11 @@ class ValueWeights:
             return j.value if j and not j.failed else min(node.prior, 0.5)
         if not node.exec.applied or not node.exec.compiled:
             return 0.0
+        score = node.exec_score
         if j is None or j.failed:
-            return node.exec.score
+            return score
         total = self.execution + self.critic
-        return (self.execution * node.exec.score + self.critic * j.value) / total if total else node.exec.score
+        return (self.execution * score + self.critic * j.value) / total if total else score
 
 
 class NoCandidate(Exception):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 
+from treefix.agent.evidence import describe, repro_path
 from treefix.agent.models.base import Message
 from treefix.agent.policies.base import Candidate, SearchContext
 from treefix.agent.prefix import shared_prefix
@@ -31,7 +32,12 @@ class LLMPolicy:
         usage: dict[str, float] = {}
         siblings = [c.title for c in ctx.store.children(root.id)]
         turns = ctx.budget.limits.turns_per_node - 1  # the last turn is kept for the answer
-        prompt = render("plan", siblings=siblings, advice=ctx.advice(root.id), tools=turns > 0)
+        repro = root if root.kind is NodeKind.REPRODUCE else None
+        prompt = render(
+            "plan", siblings=siblings, advice=ctx.advice(root.id), tools=turns > 0,
+            reproduction=repro.content if repro else "",
+            reproduction_output=repro.exec.output[-3000:] if repro and repro.exec else "",
+        )  # fmt: skip
         messages = shared_prefix(ctx) + [Message("user", prompt)]
         with ctx.workspace.worktree() as base_tree:  # tools read the base, never the user's checkout
             text, _ = run_tool_loop(
@@ -42,6 +48,17 @@ class LLMPolicy:
                 ctx.map_cache,
             )
         return Candidate(title=_title(text), content=text, usage=usage)
+
+    def reproduce(self, ctx: SearchContext, root: Node) -> Candidate:
+        """A pytest file meant to fail on the base because of the issue; earlier unusable ones' reasons steer it."""
+        usage: dict[str, float] = {}
+        failed = [
+            c.evidence.get("reason", "") for c in ctx.store.children(root.id)
+            if c.kind is NodeKind.REPRODUCE and c.closed and c.evidence.get("reason")
+        ]  # fmt: skip
+        prompt = render("reproduce", failed=failed, path=repro_path("<id>"))
+        text = self._ask(ctx, "reproduce", prompt, usage)
+        return Candidate(title="reproduction test", content=text, usage=usage)
 
     def code(self, ctx: SearchContext, plan: Node) -> Candidate:
         usage: dict[str, float] = {}
@@ -76,7 +93,10 @@ class LLMCritic:
     def judge(self, ctx: SearchContext, node: Node) -> Judgement:
         assert ctx.caller is not None
         plan = node.content if node.kind is NodeKind.PLAN else _plan_of(ctx, node)
-        prompt = render("critic", kind=node.kind.value, plan=plan, diff=node.diff[:MAX_DIFF_CHARS], exec=node.exec)
+        prompt = render(
+            "critic", kind=node.kind.value, plan=plan, diff=node.diff[:MAX_DIFF_CHARS], exec=node.exec,
+            evidence=describe(node),
+        )  # fmt: skip
         reply = ctx.caller("critic", shared_prefix(ctx) + [Message("user", prompt)], usage=node.usage).text
         return parse_judgement(reply)
 

@@ -55,6 +55,13 @@ class TieredPolicy:
                     self._exhausted = True
         return self.model.plan(ctx, root)
 
+    @property
+    def writes_tests(self) -> bool:
+        return hasattr(self.model, "reproduce")
+
+    def reproduce(self, ctx: SearchContext, root: Node) -> Candidate:
+        return self.model.reproduce(ctx, root)  # type: ignore[attr-defined]
+
     def code(self, ctx: SearchContext, plan: Node) -> Candidate:
         if not is_offline(plan):
             return self.model.code(ctx, plan)
