@@ -41,6 +41,7 @@ class Caller:
         max_output_tokens: int,
         on_call: CallListener | None = None,
         context: int | None = None,
+        tools: list[ToolSpec] | None = None,
     ):
         self.model = model
         self.budget = budget
@@ -48,6 +49,10 @@ class Caller:
         self.on_call = on_call
         self.context = context  # the model's context window; None: the price table's, else a safe default
         self._price = model.price()
+        # The run's tool definitions go with every call of every role ("none" may be called where the
+        # role asked for no tools): the cached prefix starts with them, so it is the same for all roles,
+        # and a conversation that holds tool blocks always carries the tools it used.
+        self.tools = tools or None
 
     def __call__(
         self,
@@ -60,6 +65,9 @@ class Caller:
 
         A prompt too long for the model's context (long tool output in a plan's tool loop, say) is
         cut head and tail in its middle messages first; the shared prefix is never touched."""
+        choice = None if tools or not self.tools else "none"
+        tools = tools or self.tools
+        params = {"tool_choice": choice} if choice else {}
         messages = fit_messages(messages, tools, self.model.name, self.max_output_tokens, self.context)
         bound = prompt_bound(messages, tools)
         ticket = self.budget.reserve(role, bound, self.max_output_tokens, self._price)
@@ -70,7 +78,7 @@ class Caller:
         try:
             completion = self.model.complete(
                 messages, tools, max_tokens=self.max_output_tokens, role=role,
-                on_attempt=self._charge_retry(role, bound, usage), deadline=deadline,
+                on_attempt=self._charge_retry(role, bound, usage), deadline=deadline, **params,
             )  # fmt: skip
             if completion.cost is None and self._price is not None:
                 completion.cost = self._price.cost(completion.usage)

@@ -278,8 +278,11 @@ def model_agents(model: ChatModel | None = None) -> AgentsFactory:
         if config.price and hasattr(chosen, "set_price"):
             chosen.set_price(parse_price(config.price))
         budget.require_enforceable(chosen.price(), chosen.name)
+        from treefix.agent.tool_loop import tool_specs
+
         caller = Caller(
-            chosen, budget, config.limits.max_output_tokens, call_recorder(store, budget, emit), config.context_window or None
+            chosen, budget, config.limits.max_output_tokens, call_recorder(store, budget, emit), config.context_window or None,
+            tools=tool_specs(),
         )
         from treefix.agent.policies.llm import LLMCritic, LLMPolicy
 

@@ -102,13 +102,19 @@ class ProviderModel:
         temperature: float | None = None,
         on_attempt: Callable[[Failure], None] | Callable[[], None] | None = None,
         deadline: float | None = None,
+        tool_choice: str | None = None,
         **params: Any,
     ) -> Completion:
         """One completion; retries are bounded and each is announced to `on_attempt` first.
 
+        `tool_choice="none"`: the tools are sent (the cached prefix stays the same for every role,
+        and a conversation holding tool blocks stays valid) but the model may not call them.
+
         `deadline` (a `time.monotonic()` value, from the run's time budget) caps every attempt's
         HTTP timeout and every wait between attempts, so a call never outlives the budget."""
         extra = {k: params[k] for k in PASSTHROUGH if k in params}
+        if tool_choice is not None:
+            extra["tool_choice"] = tool_choice
 
         def attempt(text_mode: bool) -> Completion:
             timeout = self.timeout
