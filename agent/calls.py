@@ -8,10 +8,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from treefix.agent.budget import Budget, BudgetExceeded
+from treefix.agent.budget import MIN_OUTPUT_TOKENS, Budget, BudgetExceeded
 from treefix.agent.models.base import ChatModel, Completion, Message, ModelError, ToolSpec
 from treefix.agent.models.retry import Failure, billed_worst_case
-from treefix.agent.models.tokens import fit_messages
+from treefix.agent.models.tokens import fit_messages, reservation_tokens
 
 
 def prompt_bound(messages: list[Message], tools: list[ToolSpec] | None = None) -> int:
@@ -28,6 +28,15 @@ def prompt_bound(messages: list[Message], tools: list[ToolSpec] | None = None) -
     if tools:
         size += len(json.dumps([[t.name, t.description, t.parameters] for t in tools]).encode())
     return size + 16
+
+
+def prompt_reservation(messages: list[Message], tools: list[ToolSpec] | None, model: str | None) -> int:
+    """Prompt tokens a call reserves: the provider's tokenizer count plus its stated margin where the
+    model family is known (tiktoken; see `models.tokens.margin`), never more than the bytes bound,
+    and the bytes bound alone for every other model."""
+    bound = prompt_bound(messages, tools)
+    counted = reservation_tokens(messages, tools, model)
+    return bound if counted is None else min(bound, counted)
 
 
 CallListener = Callable[[str, Completion | None, str], None]
@@ -69,16 +78,19 @@ class Caller:
         tools = tools or self.tools
         params = {"tool_choice": choice} if choice else {}
         messages = fit_messages(messages, tools, self.model.name, self.max_output_tokens, self.context)
-        bound = prompt_bound(messages, tools)
-        ticket = self.budget.reserve(role, bound, self.max_output_tokens, self._price)
+        bound = prompt_reservation(messages, tools, self.model.name)
+        ticket = self.budget.reserve(
+            role, bound, self.max_output_tokens, self._price, min_output_tokens=MIN_OUTPUT_TOKENS
+        )
+        max_out = ticket.output_tokens  # less than max_output_tokens only near the end of a budget
         completion: Completion | None = None
         error = ""
         left = self.budget.time_left()
         deadline = time.monotonic() + left if math.isfinite(left) else None
         try:
             completion = self.model.complete(
-                messages, tools, max_tokens=self.max_output_tokens, role=role,
-                on_attempt=self._charge_retry(role, bound, usage), deadline=deadline, **params,
+                messages, tools, max_tokens=max_out, role=role,
+                on_attempt=self._charge_retry(role, bound, max_out, usage), deadline=deadline, **params,
             )  # fmt: skip
             if completion.cost is None and self._price is not None:
                 completion.cost = self._price.cost(completion.usage)
@@ -86,7 +98,7 @@ class Caller:
         except ModelError as e:
             error = str(e)
             if e.maybe_billed:  # the provider may bill the last attempt: charge its worst case
-                completion = billed_worst_case(bound, self.max_output_tokens, self._price)
+                completion = billed_worst_case(bound, max_out, self._price)
             if deadline is not None and time.monotonic() >= deadline:
                 raise BudgetExceeded("time", f"a {role} call ran into the time limit") from e
             raise
@@ -108,21 +120,15 @@ class Caller:
                 usage[k] = usage.get(k, 0) + v
 
     def _charge_retry(
-        self, role: str, bound: int, usage: dict[str, float] | None
+        self, role: str, bound: int, max_out: int, usage: dict[str, float] | None
     ) -> Callable[[Failure], None]:
         """Each retry is a turn of its own, reserved before it is made, so retries can never run
         past a limit. An attempt the provider may have billed (timeout, dropped or garbled reply)
         is charged at its worst case; a refused one (429/5xx) costs a turn only."""
 
         def charge(failure: Failure) -> None:
-            worst = (
-                billed_worst_case(bound, self.max_output_tokens, self._price)
-                if failure.maybe_billed
-                else None
-            )
-            ticket = self.budget.reserve(
-                role, bound if worst else 0, self.max_output_tokens if worst else 0, self._price
-            )
+            worst = billed_worst_case(bound, max_out, self._price) if failure.maybe_billed else None
+            ticket = self.budget.reserve(role, bound if worst else 0, max_out if worst else 0, self._price)
             ticket.settle(worst)
             self._record(role, worst, f"retry: {failure.reason}", usage)
 
@@ -140,4 +146,4 @@ def _usage_fields(c: Completion) -> dict[str, Any]:
     }
 
 
-__all__ = ["Caller", "ModelError", "prompt_bound"]
+__all__ = ["Caller", "ModelError", "prompt_bound", "prompt_reservation"]

@@ -134,6 +134,9 @@ def print_outcome(console: Console, outcome: Any) -> None:
         f"[{colour}]{outcome.exit_status}[/]  best {str(outcome.best_node)[:8]}  nodes {sum(s['nodes'].values())}  "
         f"model calls {u['model_calls']}  tokens {u['tokens']}  cost ${u['cost']:.4f}  {u['elapsed']:.1f}s"
     )
+    stop = s.get("stopped_by")
+    if stop:
+        console.print(f"[yellow]stopped[/]: {escape(stop['message'])}")
     console.print(f"run {outcome.run_id}: {outcome.run_dir}")
     if outcome.patch:
         console.print(f"patch: {outcome.run_dir / 'patch.diff'}")

@@ -63,3 +63,62 @@ def test_a_plan_that_uses_every_tool_turn_succeeds_where_tool_blocks_need_tools(
     final = [r for r in server.requests if r.has_tool_blocks]
     assert final and final[-1].tool_choice == "none"
     assert {r.tool_choice for r in server.requests if not r.has_tool_blocks} >= {"none", None}
+
+
+def half_fixing_brain():  # type: ignore[no-untyped-def]
+    """A realistic search that never verifies: every edit fixes one symptom of two."""
+    from fakeserver import HALF_EDIT, role_of
+
+    base = textstats_brain(partial_first=10**6)
+
+    def brain(req):  # type: ignore[no-untyped-def]
+        return Reply(text=HALF_EDIT) if role_of(req) == "repair" else base(req)
+
+    return brain
+
+
+def cli(repo: Path, out: Path, *args: str) -> subprocess.CompletedProcess:
+    import os
+    import sys
+
+    cmd = [sys.executable, "-m", "treefix.agent.cli", "fix", str(repo), "--issue-file", str(repo / "ISSUE.md")]
+    cmd += ["--test-cmd", "python -m pytest -q tests", "-o", str(out), *args]
+    env = {k: v for k, v in os.environ.items() if not k.endswith(("_API_KEY", "_BASE_URL"))}
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**env, "COLUMNS": "200"}, cwd=repo)
+
+
+def test_a_token_limit_is_used_to_at_least_80_percent_and_the_stop_is_explained(repo, tmp_path):
+    import json
+
+    with FakeServer(brain=half_fixing_brain()) as server:
+        proc = cli(repo, tmp_path / "run", "-m", MODELS["openai"], "--base-url", server.url,
+                   "-l", "0", "--max-tokens", "20000", "--max-nodes", "0")  # fmt: skip
+    assert "Traceback" not in proc.stderr
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    used = summary["usage"]["tokens"]
+    served = sum(r.prompt_tokens + r.output_tokens for r in server.requests if r.reply and r.reply.status == 200)
+    assert used == served  # the accounting is the server's
+    assert 0.8 * 20_000 <= used <= 20_000
+    stop = summary["stopped_by"]
+    assert stop["limit"] == "tokens" and stop["limit_value"] == 20_000 and stop["used"] == used
+    assert summary["exit_status"] == "limit:tokens"
+    # The terminal says it too: the limit, the tokens used and what the refused call needed.
+    shown = proc.stdout + proc.stderr
+    line = next((ln for ln in shown.splitlines() if ln.startswith("stopped")), shown)
+    assert "tokens limit reached" in line and f"{used:,} of 20,000 used" in line and "needed" in line
+
+
+def test_near_a_limit_a_call_gets_the_reply_room_left_and_a_refusal_says_what_it_needed():
+    from treefix.agent.budget import Budget, BudgetExceeded
+    from treefix.agent.models.base import Completion, Usage
+
+    budget = Budget(Limits(cost_limit=0, max_tokens=5000))
+    ticket = budget.reserve("code", 3000, 4096, None, min_output_tokens=1024)
+    assert ticket.output_tokens == 2000  # what is left, not the full 4,096 and not a refusal
+    ticket.settle(Completion("", usage=Usage(2900, 1200)))
+    with pytest.raises(BudgetExceeded):
+        budget.reserve("critic", 1000, 4096, None, min_output_tokens=1024)
+    assert budget.refusal["message"] == (
+        "tokens limit reached: 4,100 of 5,000 used; the next critic call needed 2,024 tokens "
+        "(1,000 prompt + 1,024 reply)"
+    )
