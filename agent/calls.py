@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from treefix.agent.budget import MIN_OUTPUT_TOKENS, Budget, BudgetExceeded
+from treefix.agent.errors import ConfigError
 from treefix.agent.models.base import ChatModel, Completion, Message, ModelError, ToolSpec
 from treefix.agent.models.retry import Failure, billed_worst_case
 from treefix.agent.models.tokens import fit_messages, reservation_tokens
@@ -39,6 +40,14 @@ def prompt_reservation(messages: list[Message], tools: list[ToolSpec] | None, mo
     return bound if counted is None else min(bound, counted)
 
 
+class EndpointUnreachable(ConfigError):
+    """The model's endpoint refuses every connection: the run ends (exit 2) instead of filling its
+    node budget with failed calls."""
+
+
+UNREACHABLE_CALLS = 2  # calls in a row whose every attempt failed to connect, once the endpoint has answered
+
+
 CallListener = Callable[[str, Completion | None, str], None]
 
 
@@ -62,6 +71,8 @@ class Caller:
         # role asked for no tools): the cached prefix starts with them, so it is the same for all roles,
         # and a conversation that holds tool blocks always carries the tools it used.
         self.tools = tools or None
+        self._unreachable = 0  # calls in a row that could not connect at all
+        self._answered = False  # the endpoint has answered at least once in this process
 
     def __call__(
         self,
@@ -94,9 +105,17 @@ class Caller:
             )  # fmt: skip
             if completion.cost is None and self._price is not None:
                 completion.cost = self._price.cost(completion.usage)
+            self._unreachable, self._answered = 0, True
             return completion
         except ModelError as e:
             error = str(e)
+            self._unreachable = self._unreachable + 1 if e.unreachable else 0
+            if e.unreachable and (not self._answered or self._unreachable >= UNREACHABLE_CALLS):
+                where = getattr(self.model, "base_url", None) or "the provider's default endpoint"
+                raise EndpointUnreachable(
+                    f"cannot reach the model endpoint {where} ({self.model.name}): {e}; "
+                    "check --base-url and that the server is running"
+                ) from e
             if e.maybe_billed:  # the provider may bill the last attempt: charge its worst case
                 completion = billed_worst_case(bound, max_out, self._price)
             if deadline is not None and time.monotonic() >= deadline:

@@ -122,3 +122,23 @@ def test_near_a_limit_a_call_gets_the_reply_room_left_and_a_refusal_says_what_it
         "tokens limit reached: 4,100 of 5,000 used; the next critic call needed 2,024 tokens "
         "(1,000 prompt + 1,024 reply)"
     )
+
+
+@pytest.mark.parametrize("api", ["openai", "anthropic"])
+def test_an_endpoint_that_refuses_every_connection_ends_the_run_in_seconds_with_exit_2(repo, tmp_path, api):
+    import socket
+    import time
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}" + ("/v1" if api == "openai" else "")
+    started = time.monotonic()
+    proc = cli(repo, tmp_path / "run", "-m", MODELS[api], "--base-url", url)
+    took = time.monotonic() - started
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert took < 60  # start-up included, on a loaded machine; the point is the count below
+    assert proc.stderr.count("retry 3/3") == 1  # one call and its retries, then the end
+    assert "Traceback" not in proc.stderr
+    message = " ".join(proc.stderr.split())
+    assert f"cannot reach the model endpoint http://127.0.0.1:{port}" in message and "ConnectError" in message

@@ -163,7 +163,12 @@ class ProviderModel:
             cause = type(e.__cause__).__name__ if e.__cause__ is not None else type(e).__name__
             refused = "connect" in cause.lower()  # nothing was sent, so nothing can be billed
             where = self._client.base_url
-            raise Transient(f"connection to {where} failed ({cause})", maybe_billed=not refused) from None
+            raise Transient(
+                f"connection to {where} failed ({cause})",
+                retry_after=0.5 if refused else None,  # nothing listens: a short wait shows if it comes back
+                maybe_billed=not refused,
+                unreachable=refused,
+            ) from None
         except sdk.APIStatusError as e:
             msg = error_message(e.body, e.message)
             if tools_sent and refuses_tools(e.status_code, msg):
