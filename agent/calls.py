@@ -60,6 +60,7 @@ class Caller:
         on_call: CallListener | None = None,
         context: int | None = None,
         tools: list[ToolSpec] | None = None,
+        on_start: Callable[[str], None] | None = None,
     ):
         self.model = model
         self.budget = budget
@@ -71,6 +72,7 @@ class Caller:
         # role asked for no tools): the cached prefix starts with them, so it is the same for all roles,
         # and a conversation that holds tool blocks always carries the tools it used.
         self.tools = tools or None
+        self.on_start = on_start  # told each role's call as it starts (a waiting indicator)
         self._unreachable = 0  # calls in a row that could not connect at all
         self._answered = False  # the endpoint has answered at least once in this process
 
@@ -98,6 +100,8 @@ class Caller:
         error = ""
         left = self.budget.time_left()
         deadline = time.monotonic() + left if math.isfinite(left) else None
+        if self.on_start:
+            self.on_start(role)
         try:
             completion = self.model.complete(
                 messages, tools, max_tokens=max_out, role=role,

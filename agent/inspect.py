@@ -109,9 +109,13 @@ def runs_table(runs_dir: Path) -> Table:
 def progress_printer(console: Console):  # type: ignore[no-untyped-def]
     """An on_event sink printing one line per node, with spend so far (step and $ always visible)."""
     state = {"cost": 0.0, "turns": 0, "nodes": 0}
+    waiting = _Waiting(console)
 
     def sink(kind: str, data: dict[str, Any]) -> None:
-        if kind == "call":
+        if kind == "call_start":
+            waiting.start(data["role"])
+        elif kind == "call":
+            waiting.stop()
             state["cost"], state["turns"] = data["total_cost"], data["turns"]
         elif kind == "node":
             state["nodes"] += 1
@@ -124,6 +128,62 @@ def progress_printer(console: Console):  # type: ignore[no-untyped-def]
             console.print(f"       {data['node'][:8]} → {mark}")
 
     return sink
+
+
+class _Waiting:
+    """A spinner with the seconds waited while model calls are out (terminals only)."""
+
+    def __init__(self, console: Console) -> None:
+        import threading
+
+        self.console = console
+        self.open = 0
+        self.started = 0.0
+        self.role = ""
+        self.status: Any = None
+        self.lock = threading.Lock()
+        self.ticker: Any = None
+
+    def start(self, role: str) -> None:
+        import threading
+        import time
+
+        if not self.console.is_terminal:
+            return
+        with self.lock:
+            self.open += 1
+            self.role = role
+            if self.status is None:
+                self.started = time.monotonic()
+                self.status = self.console.status(self._text())
+                self.status.start()
+                self.ticker = threading.Thread(target=self._tick, daemon=True)
+                self.ticker.start()
+
+    def _text(self) -> str:
+        import time
+
+        many = f" ({self.open} calls)" if self.open > 1 else ""
+        return f"waiting for the model: {self.role}{many}, {time.monotonic() - self.started:.0f}s"
+
+    def _tick(self) -> None:
+        import time
+
+        while True:
+            time.sleep(1)
+            with self.lock:
+                if self.status is None:
+                    return
+                self.status.update(self._text())
+
+    def stop(self) -> None:
+        with self.lock:
+            if self.status is None:
+                return
+            self.open = max(self.open - 1, 0)
+            if self.open == 0:
+                self.status.stop()
+                self.status = None
 
 
 def print_outcome(console: Console, outcome: Any) -> None:

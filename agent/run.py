@@ -241,15 +241,17 @@ def _finish(run: Run, ctx: SearchContext, budget: Budget, status: str, emit: Eve
     emit("finished", {"status": summary["exit_status"], "best": best.id if best else None})
     return RunOutcome(
         run.store.get_meta("run_id"), run.run_dir, summary["exit_status"], code, best.id if best else None,
-        best.diff if best else "", summary, "" if best else no_candidate_reason(run.store),
+        best.diff if best else "", summary,
+        no_candidate_reason(run.store) if best is None or status == "model_error" else "",
     )  # fmt: skip
 
 
 def no_candidate_reason(store: RunStore) -> str:
     """Why a run made no candidate, when its store knows (the offline policy's localisation)."""
+    failed = [n for n in store.nodes() if n.status is NodeStatus.FAILED and n.error]
     found = store.events("localise")
     if not found:
-        return ""
+        return f"the last model call failed: {failed[-1].error}" if failed else ""
     e = found[-1]
     if e.get("error"):
         return f"the test command gave no usable test results: {e['error']}"
@@ -282,7 +284,7 @@ def model_agents(model: ChatModel | None = None) -> AgentsFactory:
 
         caller = Caller(
             chosen, budget, config.limits.max_output_tokens, call_recorder(store, budget, emit), config.context_window or None,
-            tools=tool_specs(),
+            tools=tool_specs(), on_start=lambda role: emit("call_start", {"role": role}),
         )
         from treefix.agent.policies.llm import LLMCritic, LLMPolicy
 

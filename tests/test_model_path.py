@@ -142,3 +142,47 @@ def test_an_endpoint_that_refuses_every_connection_ends_the_run_in_seconds_with_
     assert "Traceback" not in proc.stderr
     message = " ".join(proc.stderr.split())
     assert f"cannot reach the model endpoint http://127.0.0.1:{port}" in message and "ConnectError" in message
+
+
+def test_a_model_that_never_writes_an_edit_is_diagnosed_and_asked_no_more(repo, tmp_path):
+    from fakeserver import role_of
+
+    from treefix.agent.policies.llm import UNUSABLE_IN_A_ROW
+
+    base = textstats_brain()
+
+    def brain(req):  # type: ignore[no-untyped-def]
+        if role_of(req) in ("code", "repair"):
+            return Reply(text="You should guard against empty input and pass n to most_common.")
+        return base(req)
+
+    with FakeServer(brain=brain) as server:
+        config = RunConfig(model=MODELS["openai"], base_url=server.url, limits=Limits(cost_limit=0, max_nodes=30))
+        outcome = run_fix(task_of(repo), config, run_dir=tmp_path / "run")
+    edits_asked = [r for r in server.requests if role_of(r) in ("code", "repair")]
+    assert len(edits_asked) == UNUSABLE_IN_A_ROW  # diagnosed, then no more money spent on edits
+    assert outcome.exit_status == "model_error"
+    assert f"{UNUSABLE_IN_A_ROW} code/repair replies in a row without a usable edit" in outcome.reason
+    assert "prose without any code" in outcome.reason and "You should guard" in outcome.reason
+
+
+def test_the_progress_shows_a_waiting_indicator_with_the_seconds_while_a_call_is_out():
+    import io
+    import time
+
+    from rich.console import Console
+
+    from treefix.agent.inspect import progress_printer
+
+    buf = io.StringIO()
+    sink = progress_printer(Console(file=buf, force_terminal=True, width=100))
+    sink("call_start", {"role": "critic"})
+    time.sleep(2.3)
+    sink("call", {"total_cost": 0.0, "turns": 1})
+    shown = buf.getvalue()
+    assert "waiting for the model: critic" in shown and "2s" in shown
+    quiet = io.StringIO()  # a pipe or a file gets no spinner
+    sink = progress_printer(Console(file=quiet, force_terminal=False))
+    sink("call_start", {"role": "critic"})
+    sink("call", {"total_cost": 0.0, "turns": 1})
+    assert quiet.getvalue() == ""

@@ -6,23 +6,39 @@ from __future__ import annotations
 import json
 import re
 
-from treefix.agent.models.base import Message
+from treefix.agent.models.base import Completion, Message, ModelError
 from treefix.agent.policies.base import Candidate, SearchContext
 from treefix.agent.prefix import shared_prefix
 from treefix.agent.tool_loop import run_tool_loop
 from treefix.agent.tree import Judgement, Node, NodeKind
 from treefix.prompts import render
 from treefix.tools.diffs import changed_paths
+from treefix.tools.edit import EditError, parse_blocks
 
 PATH_RE = re.compile(r"[\w./-]+\.\w+")
+UNUSABLE_IN_A_ROW = 5  # code/repair replies without a usable edit before the model is diagnosed
 
 
 class LLMPolicy:
     name = "llm"
 
+    def __init__(self) -> None:
+        self._unusable: list[str] = []  # what the latest code/repair replies without an edit looked like
+
     def _ask(self, ctx: SearchContext, role: str, prompt: str, usage: dict[str, float]) -> str:
         assert ctx.caller is not None, "LLMPolicy needs a model"
         return ctx.caller(role, shared_prefix(ctx) + [Message("user", prompt)], usage=usage).text
+
+    def _ask_edit(self, ctx: SearchContext, role: str, prompt: str, usage: dict[str, float]) -> str:
+        """A code or repair reply. A model that keeps replying without a usable edit is diagnosed and
+        asked no more: every later code/repair node fails at once (no spend) with the diagnosis."""
+        if len(self._unusable) >= UNUSABLE_IN_A_ROW:
+            raise ModelError(no_edit_diagnosis(self._unusable))
+        assert ctx.caller is not None, "LLMPolicy needs a model"
+        reply = ctx.caller(role, shared_prefix(ctx) + [Message("user", prompt)], usage=usage)
+        problem = unusable(reply)
+        self._unusable = self._unusable + [problem] if problem else []
+        return reply.text
 
     def plan(self, ctx: SearchContext, root: Node) -> Candidate:
         """A plan, after up to `turns_per_node` turns of looking around with search/view/outline/map."""
@@ -43,7 +59,7 @@ class LLMPolicy:
         usage: dict[str, float] = {}
         files = ctx.workspace_files("", _mentioned_paths(ctx, plan.content))
         prompt = render("code", plan=plan.content, files=files, advice=ctx.advice(plan.id))
-        text = self._ask(ctx, "code", prompt, usage)
+        text = self._ask_edit(ctx, "code", prompt, usage)
         return Candidate(title=_edit_title(text), content=text, edits=text, usage=usage)
 
     def repair(self, ctx: SearchContext, node: Node) -> Candidate:
@@ -61,8 +77,39 @@ class LLMPolicy:
             rationale=node.judgement.rationale if node.judgement else "",
             files=files,
         )
-        text = self._ask(ctx, "repair", prompt, usage)
+        text = self._ask_edit(ctx, "repair", prompt, usage)
         return Candidate(title=_edit_title(text), content=text, edits=text, usage=usage)
+
+
+def unusable(reply: Completion) -> str:
+    """'' when the reply holds at least one readable SEARCH/REPLACE block, else what it looked like."""
+    text = reply.text
+    try:
+        if parse_blocks(text):
+            return ""
+        why = "no SEARCH/REPLACE block"
+    except EditError as e:
+        why = f"unreadable edit blocks ({str(e)[:80]})"
+    if not text.strip():
+        why = "an empty reply" + (" (only tool calls)" if reply.tool_calls else "")
+    elif reply.finish_reason == "length":
+        why += ", cut off at the reply token limit"
+    elif re.search(r"^(--- a/|\+\+\+ b/|@@ )", text, flags=re.M):
+        why += ", a unified diff instead"
+    elif "```" not in text:
+        why += ", prose without any code"
+    head = " ".join(text.split())[:80]
+    return f"{why}: {len(text)} chars" + (f", starting {head!r}" if head else "")
+
+
+def no_edit_diagnosis(replies: list[str]) -> str:
+    kinds = sorted({r.split(":")[0] for r in replies})
+    return (
+        f"the model gave {len(replies)} code/repair replies in a row without a usable edit "
+        f"({'; '.join(kinds)}); the last was {replies[-1].split(': ', 1)[-1]}. "
+        "treefix needs SEARCH/REPLACE blocks (prompts/code.j2): try a stronger model, or check that "
+        "the server's chat template passes the prompt through"
+    )
 
 
 MAX_DIFF_CHARS = 12_000
