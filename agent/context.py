@@ -56,6 +56,12 @@ def file_view(path: str, text: str, focus: str, diff: str = "") -> FileView:
     defs = extract(path, text.encode(), lines=False).definitions if supported(path) else []
     regions = _cited(path, focus, len(lines)) + _changed(path, diff) + _named(defs, focus, len(lines))
     kept, dropped = _fit(regions, lines)
+    if not kept:  # nothing in the file was named or cited: its head, as much as a whole file may be
+        size, end = 0, 0
+        while end < len(lines) and size + len(lines[end]) + 1 <= WHOLE_CHARS:
+            size += len(lines[end]) + 1
+            end += 1
+        kept = [Region(1, max(end, 1), "the head of the file", 9)]
     shown = _merge([(r.start, r.end) for r in kept], len(lines))
     return FileView(
         path,
@@ -100,7 +106,7 @@ def _named(defs: list[Definition], focus: str, total: int) -> list[Region]:
     called |= set(re.findall(r"`([A-Za-z_]\w*)`", focus))
     out = []
     for d in defs:
-        distinctive = len(d.name) >= 6 or "_" in d.name.strip("_")
+        distinctive = len(d.name) >= 8 or "_" in d.name.strip("_")  # plain words name little
         if d.name in called or (d.name in words and distinctive):
             parent = defs[d.parent].name if d.parent >= 0 else ""
             rank = 2 if not parent or parent in words else 3  # Class.method named together first

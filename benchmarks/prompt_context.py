@@ -108,10 +108,20 @@ def _apply_bug(archive: Path, bug_patch: str, fix: str) -> list[tuple[str, str, 
                 assert old in text, f"{archive.name}: bug patch does not apply to {path}"
                 text = text.replace(old, new, 1)
             fix_section = next(s for s in re.split(r"^diff --git ", fix, flags=re.M)[1:] if path in s.split("\n")[0])
-            for header, removed in _removed(fix_section):
-                func = re.search(r"def (\w+)", header)
-                out.append((path, text, removed, func.group(1) if func else Path(path).stem))
+            for _, removed in _removed(fix_section):
+                line = text[: text.find("\n".join(removed))].count("\n") + 1
+                out.append((path, text, removed, _enclosing(path, text, line)))
     return out
+
+
+def _enclosing(path: str, text: str, line: int) -> str:
+    """`Class.method` or `function` around `line`: what a plan that found the bug would name."""
+    defs = extract(path, text.encode(), lines=False).definitions
+    inside = [d for d in defs if d.line <= line <= d.end_line and d.kind in ("function", "method")]
+    if not inside:
+        return Path(path).stem
+    d = max(inside, key=lambda d: d.line)
+    return (defs[d.parent].name + "." if d.parent >= 0 else "") + d.name
 
 
 def _hunks(section: str) -> list[tuple[str, str]]:
@@ -195,9 +205,16 @@ def main() -> None:
     ap.add_argument("--suite", type=Path, default=ROOT / "evals" / "suites" / "all.jsonl")
     ap.add_argument("--per-file", type=int, default=4, help="functions per standard-library module")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument(
+        "--file-only", action="store_true",
+        help="plans name the file but not the function (then only the outline and the tools can help)",
+    )  # fmt: skip
     args = ap.parse_args()
     suite, skipped = suite_cases(args.suite)
     stdlib = stdlib_cases(args.per_file)
+    if args.file_only:
+        for c in suite + stdlib:
+            c.plan = f"TITLE: wrong result\nROOT CAUSE: {c.path} computes a wrong result.\nSTRATEGY: fix it."
     groups = {"suite": suite, "stdlib": stdlib, "all": suite + stdlib}
     results = {name: measure(cases) for name, cases in groups.items()}
     if args.json:
