@@ -23,6 +23,7 @@ MAX_OUTLINE = 80  # outline rows of one file
 _REF = re.compile(r"([\w./-]+\.\w+):(\d+)(?:-(\d+))?")
 _LINES = re.compile(r"\blines?\s+(\d+)(?:\s*(?:-|to|–)\s*(\d+))?", re.I)
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_PATHS = re.compile(r"[\w.-]*(?:/[\w.-]+)*\.(?:py|pyi|js|ts|tsx|jsx|go|rs|java|c|h|cc|cpp|hpp|rb|php|cs|kt|swift|scala|lua|sh)(?::[\d-]+)?\b")
 _HUNK = re.compile(r"^@@ -\d+(?:,\d+)? \+(\d+)(?:,(\d+))? @@", re.M)
 
 
@@ -101,6 +102,7 @@ def _changed(path: str, diff: str) -> list[Region]:
 
 def _named(defs: list[Definition], focus: str, total: int) -> list[Region]:
     """Definitions the focus text names (a distinctive name, or one written as a call or Class.name)."""
+    focus = _PATHS.sub(" ", focus)  # `pkg/__init__.py` names a file, not the definitions __init__ or pkg
     words = set(_IDENT.findall(focus))
     called = set(re.findall(r"([A-Za-z_]\w*)\s*\(", focus)) | set(re.findall(r"\.([A-Za-z_]\w*)", focus))
     called |= set(re.findall(r"`([A-Za-z_]\w*)`", focus))
