@@ -22,6 +22,10 @@ class BudgetExceeded(Exception):
     def __init__(self, limit: str, detail: str = ""):
         super().__init__(f"{limit} limit reached" + (f": {detail}" if detail else ""))
         self.limit = limit
+        self.detail = detail
+
+
+MIN_OUTPUT_TOKENS = 1024  # the least room for a reply a call is made with when a limit is near
 
 
 @dataclass
@@ -79,6 +83,7 @@ class Ticket:
     cost: float
     tokens: int
     settled: bool = False
+    output_tokens: int = 0  # the reply room reserved: the call's max_tokens
 
     def settle(self, completion: Completion | None) -> None:
         """Charge what the call really used (None: the call failed and nothing was billed)."""
@@ -109,6 +114,9 @@ class Budget:
         self._open_tokens = 0
         self._open_turns = 0
         self._ledger = ledger
+        # The last refusal of a model call: which limit, what was used, what the call needed.
+        self.refusal: dict[str, Any] | None = None
+        self.overruns = 0  # calls that reported more than they reserved (a tokenizer margin too small)
 
     # ---- checks -------------------------------------------------------------------------
     def elapsed(self) -> float:
@@ -120,7 +128,9 @@ class Budget:
 
     def _check_time(self) -> None:
         if self.limits.time_limit and self.elapsed() >= self.limits.time_limit:
-            raise BudgetExceeded("time", f"{self.elapsed():.1f}s of {self.limits.time_limit:.0f}s")
+            detail = f"{self.elapsed():.1f}s of {self.limits.time_limit:.0f}s"
+            self.refusal = {"limit": "time", "message": f"time limit reached: {detail}"}
+            raise BudgetExceeded("time", detail)
 
     def exhausted(self) -> str | None:
         """The first limit that leaves no room for another node, or None."""
@@ -142,7 +152,9 @@ class Budget:
         with self._lock:
             self._check_time()
             if self.limits.max_nodes and self.spent.nodes >= self.limits.max_nodes:
-                raise BudgetExceeded("nodes", f"{self.spent.nodes} of {self.limits.max_nodes}")
+                detail = f"{self.spent.nodes} of {self.limits.max_nodes} nodes made"
+                self.refusal = {"limit": "nodes", "message": f"nodes limit reached: {detail}"}
+                raise BudgetExceeded("nodes", detail)
             self.spent.nodes += 1
 
     def release_node(self) -> None:
@@ -165,29 +177,72 @@ class Budget:
             )
 
     # ---- model calls ----------------------------------------------------------------------
-    def reserve(self, role: str, prompt_tokens: int, max_output_tokens: int, price: Price | None) -> Ticket:
-        """Reserve the worst case of one call, or raise BudgetExceeded without spending anything."""
-        tokens = prompt_tokens + max_output_tokens
-        cost = price.worst_case(prompt_tokens, max_output_tokens) if price else 0.0
+    def reserve(
+        self,
+        role: str,
+        prompt_tokens: int,
+        max_output_tokens: int,
+        price: Price | None,
+        min_output_tokens: int | None = None,
+    ) -> Ticket:
+        """Reserve the worst case of one call, or raise BudgetExceeded without spending anything.
+
+        With `min_output_tokens`, a call that does not fit with `max_output_tokens` is given the
+        largest reply room that fits (at least `min_output_tokens`): the end of a budget is used
+        rather than left idle. `Ticket.output_tokens` is the room reserved, the call's max_tokens."""
         lim, s = self.limits, self.spent
         with self._lock:
             self._check_time()
             if lim.max_turns and s.turns + self._open_turns + 1 > lim.max_turns:
-                raise BudgetExceeded("turns", f"{s.turns} of {lim.max_turns}")
+                raise self._refuse("turns", role, s.turns, lim.max_turns, "1 turn")
+            out = max_output_tokens
+            if min_output_tokens is not None:
+                out = max(min(out, self._output_room(role, prompt_tokens, price)), min(min_output_tokens, out))
+            tokens = prompt_tokens + out
+            cost = price.worst_case(prompt_tokens, out) if price else 0.0
+            need = f"{tokens:,} tokens ({prompt_tokens:,} prompt + {out:,} reply)"
             if lim.max_tokens and s.tokens + self._open_tokens + tokens > lim.max_tokens:
-                raise BudgetExceeded("tokens", f"{s.tokens} used, this call may take {tokens}")
+                raise self._refuse("tokens", role, s.tokens + self._open_tokens, lim.max_tokens, need)
             if lim.cost_limit and price is not None:
-                room = lim.cost_limit - (lim.reserve_cost if role != "discriminator" else 0.0)
+                room = self._cost_room(role)
                 if s.cost + self._open_cost + cost > room + 1e-12:
-                    raise BudgetExceeded("cost", f"${s.cost:.4f} spent, this call may cost ${cost:.4f}")
+                    used = s.cost + self._open_cost
+                    raise self._refuse("cost", role, used, room, f"${cost:.4f} at most for {need}")
             if self._ledger is not None:
                 crossed = self._ledger.reserve(cost, tokens, 1)
                 if crossed:
-                    raise BudgetExceeded(f"global {crossed}")
+                    raise self._refuse(f"global {crossed}", role, None, None, need)
             self._open_cost += cost
             self._open_tokens += tokens
             self._open_turns += 1
-        return Ticket(self, role, cost, tokens)
+        return Ticket(self, role, cost, tokens, output_tokens=out)
+
+    def _cost_room(self, role: str) -> float:
+        lim = self.limits
+        return lim.cost_limit - (lim.reserve_cost if role != "discriminator" else 0.0)
+
+    def _output_room(self, role: str, prompt_tokens: int, price: Price | None) -> int:
+        """The most reply tokens a call with this prompt may reserve now (under the lock)."""
+        lim, s = self.limits, self.spent
+        room = 10**9
+        if lim.max_tokens:
+            room = min(room, lim.max_tokens - s.tokens - self._open_tokens - prompt_tokens)
+        if lim.cost_limit and price is not None and price.output > 0:
+            left = self._cost_room(role) - s.cost - self._open_cost - price.worst_case(prompt_tokens, 0)
+            room = min(room, int(left * 1_000_000 / price.output))
+        return room
+
+    def _refuse(self, limit: str, role: str, used: float | None, of: float | None, need: str) -> BudgetExceeded:
+        """The refusal, remembered so that the run can say which limit stopped it and why."""
+        if limit == "cost" and used is not None and of is not None:
+            detail = f"${used:.4f} of ${of:.4f} used; the next {role} call needed {need}"
+        elif used is not None and of is not None:
+            detail = f"{used:,.0f} of {of:,.0f} used; the next {role} call needed {need}"
+        else:
+            detail = f"the next {role} call needed {need}"
+        self.refusal = {"limit": limit, "role": role, "used": used, "limit_value": of, "needed": need,
+                        "message": f"{limit} limit reached: {detail}"}  # fmt: skip
+        return BudgetExceeded(limit, detail)
 
     def _settle(self, ticket: Ticket, completion: Completion | None) -> None:
         usage = completion.usage if completion else Usage()
@@ -200,6 +255,8 @@ class Budget:
             self._open_cost -= ticket.cost
             self._open_tokens -= ticket.tokens
             self._open_turns -= 1
+            if tokens > ticket.tokens or cost > ticket.cost + 1e-12:
+                self.overruns += 1  # the estimate undercounted: said in the summary, never hidden
             self.spent.add_call(ticket.role, usage, cost)
             if self._ledger is not None:
                 self._ledger.settle((ticket.cost, ticket.tokens, 1), (cost, tokens, 1))
@@ -209,4 +266,6 @@ class Budget:
             d = self.spent.to_dict()
             d["elapsed"] = self.elapsed()
             d["by_role"] = {k: dict(v) for k, v in d["by_role"].items()}
+            d["stopped_by"] = dict(self.refusal) if self.refusal else None
+            d["overruns"] = self.overruns
             return d

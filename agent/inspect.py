@@ -118,8 +118,10 @@ def runs_table(runs_dir: Path) -> Table:
 
 def progress_printer(console: Console):  # type: ignore[no-untyped-def]
     """An on_event sink printing one line per node: node k of N, elapsed time, model calls and $ so far.
-    A resumed run goes on counting from the nodes and time it already had."""
+    A resumed run goes on counting from the nodes and time it already had. While model calls are out,
+    a spinner shows the seconds waited (terminals only)."""
     state: dict[str, Any] = {"cost": 0.0, "turns": 0, "nodes": 0, "of": 0, "since": time.monotonic(), "before": 0.0}
+    waiting = _Waiting(console)
 
     def sink(kind: str, data: dict[str, Any]) -> None:
         if kind == "started":
@@ -127,7 +129,10 @@ def progress_printer(console: Console):  # type: ignore[no-untyped-def]
             state["since"] = time.monotonic()
             verb = "resumed" if data.get("resumed") else "started"
             console.print(f"[dim]run {data['run_id']} {verb}: {escape(str(data['run_dir']))}[/]", highlight=False)
+        elif kind == "call_start":
+            waiting.start(data["role"])
         elif kind == "call":
+            waiting.stop()
             state["cost"], state["turns"] = data["total_cost"], data["turns"]
         elif kind == "node":
             state["nodes"] += 1
@@ -163,6 +168,62 @@ def next_step(outcome: Any) -> str:
     return "try more nodes (--max-nodes), a deeper tree (--max-depth) or a stronger model (-m)"
 
 
+class _Waiting:
+    """A spinner with the seconds waited while model calls are out (terminals only)."""
+
+    def __init__(self, console: Console) -> None:
+        import threading
+
+        self.console = console
+        self.open = 0
+        self.started = 0.0
+        self.role = ""
+        self.status: Any = None
+        self.lock = threading.Lock()
+        self.ticker: Any = None
+
+    def start(self, role: str) -> None:
+        import threading
+        import time
+
+        if not self.console.is_terminal:
+            return
+        with self.lock:
+            self.open += 1
+            self.role = role
+            if self.status is None:
+                self.started = time.monotonic()
+                self.status = self.console.status(self._text())
+                self.status.start()
+                self.ticker = threading.Thread(target=self._tick, daemon=True)
+                self.ticker.start()
+
+    def _text(self) -> str:
+        import time
+
+        many = f" ({self.open} calls)" if self.open > 1 else ""
+        return f"waiting for the model: {self.role}{many}, {time.monotonic() - self.started:.0f}s"
+
+    def _tick(self) -> None:
+        import time
+
+        while True:
+            time.sleep(1)
+            with self.lock:
+                if self.status is None:
+                    return
+                self.status.update(self._text())
+
+    def stop(self) -> None:
+        with self.lock:
+            if self.status is None:
+                return
+            self.open = max(self.open - 1, 0)
+            if self.open == 0:
+                self.status.stop()
+                self.status = None
+
+
 def print_outcome(console: Console, outcome: Any) -> None:
     s = outcome.summary
     u = s["usage"]
@@ -172,6 +233,9 @@ def print_outcome(console: Console, outcome: Any) -> None:
         f"[{colour}]{outcome.exit_status}[/]  {best}  nodes {sum(s['nodes'].values())}  "
         f"model calls {u['model_calls']}  tokens {u['tokens']}  cost ${u['cost']:.4f}  {u['elapsed']:.1f}s"
     )
+    stop = s.get("stopped_by")
+    if stop:
+        console.print(f"[yellow]stopped[/]: {escape(stop['message'])}")
     console.print(f"run {outcome.run_id}: {outcome.run_dir}", highlight=False)
     if outcome.patch:
         console.print(f"patch: {outcome.run_dir / 'patch.diff'}", highlight=False)

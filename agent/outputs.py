@@ -249,6 +249,8 @@ def write_outputs(
             "by_role": spent["by_role"],
         },
         "limits": config.to_dict()["limits"],
+        # Which limit stopped the run, what was used and what the refused call needed (issue 14).
+        "stopped_by": spent.get("stopped_by"),
     }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary

@@ -256,7 +256,7 @@ def _finish(run: Run, ctx: SearchContext, budget: Budget, status: str, emit: Eve
         code = EXIT_BUDGET
     else:
         code = EXIT_UNVERIFIED
-    reason = "" if best else no_candidate_reason(run.store)
+    reason = no_candidate_reason(run.store) if best is None or status == "model_error" else ""
     summary = write_outputs(
         run.run_dir, run.store, run.task, run.config, "verified" if verified else status, code, best, budget,
         reason, choice, patch,
@@ -269,13 +269,15 @@ def _finish(run: Run, ctx: SearchContext, budget: Budget, status: str, emit: Eve
 
 
 def no_candidate_reason(store: RunStore) -> str:
-    """Why a run made no candidate, when its store knows: its attempts were no better than the
-    base, or the offline policy's localisation found nothing to edit."""
+    """Why a run made no candidate (or why a model run failed), when its store knows: its attempts
+    were no better than the base, the model's last call failed, or the offline policy's localisation
+    found nothing to edit."""
     if why := not_improved_reason(store):
         return why
+    failed = [n for n in store.nodes() if n.status is NodeStatus.FAILED and n.error]
     found = store.events("localise")
     if not found:
-        return ""
+        return f"the last model call failed: {failed[-1].error}" if failed else ""
     e = found[-1]
     if e.get("error"):
         return f"the test command gave no usable test results: {e['error']}"
@@ -309,8 +311,11 @@ def model_agents(model: ChatModel | None = None) -> AgentsFactory:
         if config.price and hasattr(chosen, "set_price"):
             chosen.set_price(parse_price(config.price))
         budget.require_enforceable(chosen.price(), chosen.name)
+        from treefix.agent.tool_loop import tool_specs
+
         caller = Caller(
-            chosen, budget, config.limits.max_output_tokens, call_recorder(store, budget, emit), config.context_window or None
+            chosen, budget, config.limits.max_output_tokens, call_recorder(store, budget, emit), config.context_window or None,
+            tools=tool_specs(), on_start=lambda role: emit("call_start", {"role": role}),
         )
         from treefix.agent.policies.llm import LLMCritic, LLMPolicy
 

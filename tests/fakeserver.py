@@ -96,6 +96,25 @@ class Request:
     def has_tools(self) -> bool:
         return bool(self.body.get("tools"))
 
+    @property
+    def has_tool_blocks(self) -> bool:
+        """The messages hold tool calls or results (either API's shape)."""
+        for m in self.body.get("messages", []):
+            if m.get("role") == "tool" or m.get("tool_calls"):
+                return True
+            content = m.get("content")
+            if isinstance(content, list) and any(
+                b.get("type") in ("tool_use", "tool_result") for b in content
+            ):
+                return True
+        return False
+
+    @property
+    def tool_choice(self) -> str | None:
+        """"none" | "auto" | ... as either API sends it, None when absent."""
+        choice = self.body.get("tool_choice")
+        return choice.get("type") if isinstance(choice, dict) else choice
+
 
 def _text_of(content: Any) -> str:
     if content is None:
@@ -119,9 +138,13 @@ class FakeServer:
         brain: Callable[[Request], Reply] | None = None,
         tools_supported: bool = True,
         min_cache: int = 0,
+        strict_tool_blocks: bool = False,
     ):
         self.brain = brain
         self.tools_supported = tools_supported
+        # Like the Anthropic API (and other hosts of its models): a request whose messages hold
+        # tool_use/tool_result blocks must define `tools`, or it is refused with a 400.
+        self.strict_tool_blocks = strict_tool_blocks
         self.min_cache = min_cache  # providers only cache prefixes of at least this many tokens
         self.requests: list[Request] = []
         self._script: deque[Reply] = deque()
@@ -169,6 +192,11 @@ class FakeServer:
 
     # ---- answering ---------------------------------------------------------------------
     def _next(self, req: Request) -> Reply:
+        if self.strict_tool_blocks and req.has_tool_blocks and not req.has_tools:
+            return Reply(
+                status=400,
+                error="Requests which include `tool_use` or `tool_result` blocks must define tools.",
+            )
         with self._lock:
             if self._script:
                 return self._script.popleft()

@@ -52,7 +52,13 @@ class AnthropicModel(ProviderModel):
         temperature: float | None,
         extra: dict[str, Any],
     ) -> Completion:
+        choice = extra.get("tool_choice")
+        if text_mode and choice == "none":
+            tools = None  # text tools live in the prompt: leave them out where none may be called
         sent = textcalls.to_text_messages(messages, tools) if text_mode else messages
+        if not tools and not text_mode and _has_tool_blocks(sent):
+            # The API refuses tool_use/tool_result blocks in a request without `tools`: send them as text.
+            sent = textcalls.to_text_messages(sent, None)
         system, wire = to_wire(sent)
         body: dict[str, Any] = {
             "model": self.model_id, "max_tokens": max_tokens, "messages": wire, "timeout": extra["timeout"]
@@ -65,6 +71,8 @@ class AnthropicModel(ProviderModel):
             body["tools"] = [
                 {"name": t.name, "description": t.description, "input_schema": t.parameters} for t in tools
             ]
+            if choice is not None:
+                body["tool_choice"] = {"type": choice}  # "none" | "auto" | "any"
         reply = self._request(body, tools_sent=bool(tools and not text_mode))
         return self._completion(reply, text_mode and bool(tools))
 
@@ -122,6 +130,10 @@ class AnthropicModel(ProviderModel):
         read, write = u.get("cache_read_input_tokens") or 0, u.get("cache_creation_input_tokens") or 0
         usage = Usage((u.get("input_tokens") or 0) + read + write, u.get("output_tokens") or 0, read, write)
         return Completion(text, calls, usage, self.cost(usage), finish, r.model or self.model_id)
+
+
+def _has_tool_blocks(messages: list[Message]) -> bool:
+    return any(m.role == "tool" or m.tool_calls for m in messages)
 
 
 def to_wire(messages: list[Message]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

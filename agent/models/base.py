@@ -11,9 +11,11 @@ class ModelError(Exception):
 
     `maybe_billed`: the last attempt may have been billed (timeout, dropped or garbled reply)."""
 
-    def __init__(self, message: str, maybe_billed: bool = False):
+    def __init__(self, message: str, maybe_billed: bool = False, unreachable: bool = False):
         super().__init__(message)
         self.maybe_billed = maybe_billed
+        # Every attempt failed to connect (refused, unknown host): the endpoint is not there at all.
+        self.unreachable = unreachable
 
 
 @dataclass

@@ -56,12 +56,17 @@ class OpenAIModel(ProviderModel):
         temperature: float | None,
         extra: dict[str, Any],
     ) -> Completion:
+        choice = extra.pop("tool_choice", None)
+        if text_mode and choice == "none":
+            tools = None  # text tools live in the prompt: leave them out where none may be called
         sent = textcalls.to_text_messages(messages, tools) if text_mode else messages
         official = self.base_url is None
         marks = official and _explicit_cache(self.model_id)
         body: dict[str, Any] = {"model": self.model_id, "messages": [_wire(m, marks) for m in sent], **extra}
         if tools and not text_mode:
             body["tools"] = [_tool(t) for t in tools]
+            if choice is not None:
+                body["tool_choice"] = choice
         # The official API wants max_completion_tokens (reasoning models reject max_tokens);
         # compatible servers know max_tokens.
         body["max_completion_tokens" if official else "max_tokens"] = max_tokens

@@ -102,13 +102,19 @@ class ProviderModel:
         temperature: float | None = None,
         on_attempt: Callable[[Failure], None] | Callable[[], None] | None = None,
         deadline: float | None = None,
+        tool_choice: str | None = None,
         **params: Any,
     ) -> Completion:
         """One completion; retries are bounded and each is announced to `on_attempt` first.
 
+        `tool_choice="none"`: the tools are sent (the cached prefix stays the same for every role,
+        and a conversation holding tool blocks stays valid) but the model may not call them.
+
         `deadline` (a `time.monotonic()` value, from the run's time budget) caps every attempt's
         HTTP timeout and every wait between attempts, so a call never outlives the budget."""
         extra = {k: params[k] for k in PASSTHROUGH if k in params}
+        if tool_choice is not None:
+            extra["tool_choice"] = tool_choice
 
         def attempt(text_mode: bool) -> Completion:
             timeout = self.timeout
@@ -157,7 +163,12 @@ class ProviderModel:
             cause = type(e.__cause__).__name__ if e.__cause__ is not None else type(e).__name__
             refused = "connect" in cause.lower()  # nothing was sent, so nothing can be billed
             where = self._client.base_url
-            raise Transient(f"connection to {where} failed ({cause})", maybe_billed=not refused) from None
+            raise Transient(
+                f"connection to {where} failed ({cause})",
+                retry_after=0.5 if refused else None,  # nothing listens: a short wait shows if it comes back
+                maybe_billed=not refused,
+                unreachable=refused,
+            ) from None
         except sdk.APIStatusError as e:
             msg = error_message(e.body, e.message)
             if tools_sent and refuses_tools(e.status_code, msg):

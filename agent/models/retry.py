@@ -27,9 +27,12 @@ T = TypeVar("T")
 class Transient(Exception):
     """A failure worth retrying (429, 5xx, timeout, dropped connection, unparseable reply)."""
 
-    def __init__(self, message: str, retry_after: float | None = None, maybe_billed: bool = False):
+    def __init__(
+        self, message: str, retry_after: float | None = None, maybe_billed: bool = False, unreachable: bool = False
+    ):
         super().__init__(message)
         self.retry_after = retry_after
+        self.unreachable = unreachable  # no connection could be made: nothing listens there
         # True when the request may have reached the model (timeout, garbled reply): the provider
         # may bill it, so a careful caller charges that attempt at its worst case.
         self.maybe_billed = maybe_billed
@@ -118,15 +121,17 @@ def with_retries(
     No retry starts whose wait would end past `deadline` (a `time.monotonic()` value).
     """
     attempt = 0
+    reached = False  # some attempt got through to a server
     while True:
         try:
             return fn()
         except Transient as raw:
             e = Transient(redact(str(raw)), raw.retry_after, raw.maybe_billed)  # messages may quote URLs
+            reached = reached or not raw.unreachable
             attempt += 1
             if attempt > backoff.max_retries:
                 raise ModelError(
-                    f"{what}: {e} (gave up after {backoff.max_retries} retries)", e.maybe_billed
+                    f"{what}: {e} (gave up after {backoff.max_retries} retries)", e.maybe_billed, not reached
                 ) from None
             if e.retry_after is not None and e.retry_after > backoff.max_retry_after:
                 raise ModelError(

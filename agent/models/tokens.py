@@ -33,6 +33,29 @@ def margin(model: str | None) -> float:
     return 1.25  # local models: many tokenizers, often less efficient on code
 
 
+# Anthropic adds its own tool-use system prompt (a few hundred tokens) to every request with tools.
+ANTHROPIC_TOOL_PROMPT = 600
+
+
+def known_margin(model: str | None) -> float | None:
+    """The margin over tiktoken's count for models whose tokenizer we know well enough to bound,
+    None for the rest (local and unknown models: their budgets use the bytes bound)."""
+    name = bare_name(model or "")
+    if name.startswith(("claude", "gpt-", "o1", "o3", "o4")):
+        return margin(model)
+    return None
+
+
+def reservation_tokens(messages: list[Message], tools: list[ToolSpec] | None, model: str | None) -> int | None:
+    """Prompt tokens to reserve for a call to a known model family: tiktoken's count times the
+    family's margin, plus Anthropic's tool prompt. None when the family is unknown."""
+    m = known_margin(model)
+    if m is None:
+        return None
+    extra = ANTHROPIC_TOOL_PROMPT if tools and bare_name(model or "").startswith("claude") else 0
+    return int(count_messages(messages, tools) * m) + extra + 16
+
+
 def tool_tokens(tools: list[ToolSpec] | None) -> int:
     if not tools:
         return 0

@@ -56,8 +56,9 @@ class SearchContext:
         judged = [c for c in self.store.children(parent_id) if c.judgement and c.judgement.advice]
         return judged[-1].judgement.advice if judged else ""
 
-    def workspace_files(self, diff: str, paths: list[str], limit: int = 20_000) -> dict[str, str]:
-        """Contents of `paths` at base + `diff` (missing files left out), cut to `limit` characters each."""
+    def workspace_files(self, diff: str, paths: list[str], limit: int | None = None) -> dict[str, str]:
+        """Contents of `paths` at base + `diff` (missing files left out), whole unless a `limit` in
+        characters is given. Prompts show large files through `agent.context.file_view`."""
         out: dict[str, str] = {}
         with self.workspace.worktree() as wt:
             if diff and self.workspace.apply_diff(wt, diff) is not None:
@@ -65,7 +66,7 @@ class SearchContext:
             for p in paths:
                 f = (wt / p).resolve()
                 if f.is_relative_to(wt.resolve()) and f.is_file():
-                    out[p] = f.read_text(errors="replace")[:limit]
+                    out[p] = f.read_text(errors="replace")[:limit]  # [:None] is the whole file
         return out
 
     def finished(self, parent_id: str) -> list[Node]:

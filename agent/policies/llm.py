@@ -6,24 +6,55 @@ from __future__ import annotations
 import json
 import re
 
+from treefix.agent.context import FileView, file_view
 from treefix.agent.evidence import describe, repro_path
-from treefix.agent.models.base import Message
+from treefix.agent.models.base import Completion, Message, ModelError
 from treefix.agent.policies.base import Candidate, SearchContext
 from treefix.agent.prefix import shared_prefix
 from treefix.agent.tool_loop import run_tool_loop
 from treefix.agent.tree import Judgement, Node, NodeKind
 from treefix.prompts import render
 from treefix.tools.diffs import changed_paths
+from treefix.tools.edit import EditError, parse_blocks
 
 PATH_RE = re.compile(r"[\w./-]+\.\w+")
+CODE_TOOL_TURNS = 2  # tool turns a code or repair node may take to look up lines it was not shown
+UNUSABLE_IN_A_ROW = 5  # code/repair replies without a usable edit before the model is diagnosed
 
 
 class LLMPolicy:
     name = "llm"
 
-    def _ask(self, ctx: SearchContext, role: str, prompt: str, usage: dict[str, float]) -> str:
+    def __init__(self) -> None:
+        self._unusable: list[str] = []  # what the latest code/repair replies without an edit looked like
+
+    def _ask_edit(
+        self, ctx: SearchContext, role: str, prompt: str, usage: dict[str, float], diff: str = ""
+    ) -> str:
+        """A code or repair reply, after up to CODE_TOOL_TURNS turns with the tools on the tree the
+        edits will apply to (base + `diff`). A model that keeps replying without a usable edit is
+        diagnosed and asked no more: every later code/repair node fails at once (no spend)."""
+        if len(self._unusable) >= UNUSABLE_IN_A_ROW:
+            raise ModelError(no_edit_diagnosis(self._unusable))
         assert ctx.caller is not None, "LLMPolicy needs a model"
-        return ctx.caller(role, shared_prefix(ctx) + [Message("user", prompt)], usage=usage).text
+        caller = ctx.caller
+        last: list[Completion] = []
+
+        def call(msgs: list[Message], tools: list) -> Completion:  # type: ignore[type-arg]
+            reply = caller(role, msgs, tools or None, usage=usage)
+            last[:] = [reply]
+            return reply
+
+        messages = shared_prefix(ctx) + [Message("user", prompt)]
+        with ctx.workspace.worktree() as tree:
+            if diff and ctx.workspace.apply_diff(tree, diff) is not None:
+                run_tool_loop(call, messages, tree, 0)  # the tree is unusable: no tools, just answer
+            else:
+                run_tool_loop(call, messages, tree, CODE_TOOL_TURNS)
+        reply = last[0]
+        problem = unusable(reply)
+        self._unusable = self._unusable + [problem] if problem else []
+        return reply.text
 
     def plan(self, ctx: SearchContext, root: Node) -> Candidate:
         """A plan, after up to `turns_per_node` turns of looking around with search/view/outline/map."""
@@ -40,13 +71,15 @@ class LLMPolicy:
         )  # fmt: skip
         messages = shared_prefix(ctx) + [Message("user", prompt)]
         with ctx.workspace.worktree() as base_tree:  # tools read the base, never the user's checkout
-            text, _ = run_tool_loop(
+            text, conversation = run_tool_loop(
                 lambda msgs, tools: caller("plan", msgs, tools or None, usage=usage),
                 messages,
                 base_tree,
                 turns,
                 ctx.map_cache,
             )
+        if viewed := looked_at(conversation):  # carried into the code prompt, which shows these lines
+            text = text.rstrip() + f"\nLOOKED AT: {viewed}"
         return Candidate(title=_title(text), content=text, usage=usage)
 
     def reproduce(self, ctx: SearchContext, root: Node) -> Candidate:
@@ -62,16 +95,18 @@ class LLMPolicy:
 
     def code(self, ctx: SearchContext, plan: Node) -> Candidate:
         usage: dict[str, float] = {}
-        files = ctx.workspace_files("", _mentioned_paths(ctx, plan.content))
-        prompt = render("code", plan=plan.content, files=files, advice=ctx.advice(plan.id))
-        text = self._ask(ctx, "code", prompt, usage)
+        advice = ctx.advice(plan.id)
+        files = prompt_files(ctx, "", _mentioned_paths(ctx, plan.content), plan.content + "\n" + advice)
+        prompt = render("code", plan=plan.content, files=files, advice=advice, tools=True)
+        text = self._ask_edit(ctx, "code", prompt, usage)
         return Candidate(title=_edit_title(text), content=text, edits=text, usage=usage)
 
     def repair(self, ctx: SearchContext, node: Node) -> Candidate:
         usage: dict[str, float] = {}
         ex = node.exec
         changed = changed_paths(node.diff)
-        files = ctx.workspace_files(node.diff, changed or _mentioned_paths(ctx, node.content))
+        focus = "\n".join([_plan_of(ctx, node), node.content, ex.output if ex else ""])
+        files = prompt_files(ctx, node.diff, changed or _mentioned_paths(ctx, node.content), focus)
         prompt = render(
             "repair",
             diff=node.diff or "(no change was made)",
@@ -81,9 +116,62 @@ class LLMPolicy:
             failed=(ex.failed + ex.errors) if ex else 0,
             rationale=node.judgement.rationale if node.judgement else "",
             files=files,
+            tools=True,
         )
-        text = self._ask(ctx, "repair", prompt, usage)
+        text = self._ask_edit(ctx, "repair", prompt, usage, node.diff)
         return Candidate(title=_edit_title(text), content=text, edits=text, usage=usage)
+
+
+def prompt_files(ctx: SearchContext, diff: str, paths: list[str], focus: str) -> list[FileView]:
+    """The files at base + `diff` as a code/repair prompt shows them (agent/context.py)."""
+    return [file_view(p, text, focus, diff) for p, text in ctx.workspace_files(diff, paths).items()]
+
+
+def looked_at(messages: list[Message]) -> str:
+    """The file ranges a plan's tool calls viewed, as `path:first-last` for the code prompt to show."""
+    seen: list[str] = []
+    for m in messages:
+        for c in m.tool_calls or []:
+            a = c.arguments if isinstance(c.arguments, dict) else {}
+            if c.name == "view" and isinstance(a.get("path"), str):
+                try:
+                    start = int(a.get("start") or 1)
+                    end = int(a.get("end") or start + 99)
+                except (TypeError, ValueError):
+                    continue
+                seen.append(f"{a['path']}:{start}-{end}")
+    return ", ".join(dict.fromkeys(seen))
+
+
+def unusable(reply: Completion) -> str:
+    """'' when the reply holds at least one readable SEARCH/REPLACE block, else what it looked like."""
+    text = reply.text
+    try:
+        if parse_blocks(text):
+            return ""
+        why = "no SEARCH/REPLACE block"
+    except EditError as e:
+        why = f"unreadable edit blocks ({str(e)[:80]})"
+    if not text.strip():
+        why = "an empty reply" + (" (only tool calls)" if reply.tool_calls else "")
+    elif reply.finish_reason == "length":
+        why += ", cut off at the reply token limit"
+    elif re.search(r"^(--- a/|\+\+\+ b/|@@ )", text, flags=re.M):
+        why += ", a unified diff instead"
+    elif "```" not in text:
+        why += ", prose without any code"
+    head = " ".join(text.split())[:80]
+    return f"{why}: {len(text)} chars" + (f", starting {head!r}" if head else "")
+
+
+def no_edit_diagnosis(replies: list[str]) -> str:
+    kinds = sorted({r.split(":")[0] for r in replies})
+    return (
+        f"the model gave {len(replies)} code/repair replies in a row without a usable edit "
+        f"({'; '.join(kinds)}); the last was {replies[-1].split(': ', 1)[-1]}. "
+        "treefix needs SEARCH/REPLACE blocks (prompts/code.j2): try a stronger model, or check that "
+        "the server's chat template passes the prompt through"
+    )
 
 
 MAX_DIFF_CHARS = 12_000
