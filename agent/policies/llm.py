@@ -28,6 +28,11 @@ class LLMPolicy:
     def __init__(self) -> None:
         self._unusable: list[str] = []  # what the latest code/repair replies without an edit looked like
 
+    def _ask(self, ctx: SearchContext, role: str, prompt: str, usage: dict[str, float]) -> str:
+        """One reply to one prompt after the shared prefix (no tool turns)."""
+        assert ctx.caller is not None, "LLMPolicy needs a model"
+        return ctx.caller(role, shared_prefix(ctx) + [Message("user", prompt)], usage=usage).text
+
     def _ask_edit(
         self, ctx: SearchContext, role: str, prompt: str, usage: dict[str, float], diff: str = ""
     ) -> str:
