@@ -33,9 +33,10 @@ class LLMPolicy:
         turns = ctx.budget.limits.turns_per_node - 1  # the last turn is kept for the answer
         prompt = render("plan", siblings=siblings, advice=ctx.advice(root.id), tools=turns > 0)
         messages = shared_prefix(ctx) + [Message("user", prompt)]
+        caps = ctx.turns.loop(turns) if ctx.turns else None
         with ctx.workspace.worktree() as base_tree:  # tools read the base, never the user's checkout
             text, _ = run_tool_loop(
-                lambda msgs, tools: caller("plan", msgs, tools or None, usage=usage), messages, base_tree, turns
+                lambda msgs, tools: caller("plan", msgs, tools or None, usage=usage), messages, base_tree, turns, caps
             )
         return Candidate(title=_title(text), content=text, usage=usage)
 
