@@ -195,6 +195,13 @@ def turns_per_instance(path: Path) -> list[int]:
 
     if not path.is_dir():
         raise ConfigError(f"--turn-cap: {path} is not a folder")
+    if (path / "preds.json").is_file():  # a batch run: the figures `treefix swebench report` prints
+        from treefix.evals.report import ReportError, load_run
+
+        try:
+            return [int(t) for t in load_run(path).values("turns")]
+        except ReportError as e:
+            raise ConfigError(f"--turn-cap: {e}") from None
     turns = []
     for summary in sorted(path.glob("**/summary.json")):
         try:
