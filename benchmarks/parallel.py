@@ -2,11 +2,12 @@
 
     python -m benchmarks.parallel [--nodes 40] [--delay 1.0] [--search mcts]
 
-The whole run is real (run_fix, the graph and its checkpointer, git worktrees, pytest runs in the
-sandbox, budget and call accounting), with the LLM policy and critic; only the model is scripted:
+The whole run is real (run_fix, the graph and its checkpointer, git worktrees, a test command run
+in the sandbox for every attempt, budget and call accounting), with the LLM policy and critic; only the model is scripted:
 it answers every call after `delay` seconds with the same usage, and its edits never fix the bug,
-so both runs make exactly `nodes` nodes. Prints wall time, speed-up, and the spend of each run,
-which must be identical (calls, tokens, cost) and equal to what the model itself counted.
+so both runs make exactly `nodes` nodes. Prints wall time, speed-up, and the spend of each run:
+the totals (calls, tokens, cost) must be identical and equal to what the model itself counted;
+the split by role may differ, since parallel selection grows a wider tree.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ FILES = {
     "tests/test_ops.py": "from calc.ops import clamp\n\n\ndef test_high():\n    assert clamp(9, 0, 5) == 5\n",
 }
 PLAN = "TITLE: comment the clamp\nSTRATEGY: add a comment to calc/ops.py (it will not fix the bug)."
+# A real test run in the sandbox, kept small (no pytest start-up) so the model's latency is what is measured
+TEST_CMD = "python -c 'import sys; from calc.ops import clamp; sys.exit(clamp(9, 0, 5) != 5)'"
 CRITIC = json.dumps({"value": 0.3, "rationale": "the bug is still there", "advice": ""})
 
 
@@ -72,7 +75,7 @@ def one(workers: int, nodes: int, delay: float, search: str, scratch: Path) -> d
     model = slow_model(delay)
     limits = Limits(cost_limit=0, max_nodes=nodes, max_depth=50)
     config = RunConfig(model="scripted", search=search, workers=workers, limits=limits, map_tokens=0)
-    task = Task(repo=repo, problem_statement="clamp(9, 0, 5) returns 0, expected 5", test_cmd="python -m pytest -q -p no:cacheprovider")
+    task = Task(repo=repo, problem_statement="clamp(9, 0, 5) returns 0, expected 5", test_cmd=TEST_CMD)
     started = time.monotonic()
     outcome = run_fix(task, config, scratch / f"run-w{workers}", model=model)
     wall = time.monotonic() - started
@@ -98,10 +101,11 @@ def main() -> None:
         print(f"-w {r['workers']}: {r['wall']:.1f}s  nodes {r['nodes']}  status {r['status']}  turns {r['turns']}  "
               f"tokens {r['tokens']}  cost ${r['cost']:.4f}  by role {r['by_role']}  model counted {r['model_counted']}")  # fmt: skip
     one_w, four_w = runs
-    same = all(one_w[k] == four_w[k] for k in ("nodes", "turns", "tokens", "cost", "by_role"))
+    # the trees differ (parallel selection spreads wider), so the roles' shares may; the totals may not
+    same = all(one_w[k] == four_w[k] for k in ("nodes", "turns", "tokens", "cost"))
     honest = all(r["turns"] == r["model_counted"]["turns"] and r["tokens"] == r["model_counted"]["tokens"] for r in runs)
     print(f"speed-up -w 4 vs -w 1: {one_w['wall'] / four_w['wall']:.2f}x (limit 4x, target >= 3x)")
-    print(f"spend identical between the runs: {same}; spend equals what the model counted: {honest}")
+    print(f"total spend identical between the runs: {same}; each run's spend equals what the model counted: {honest}")
 
 
 if __name__ == "__main__":
