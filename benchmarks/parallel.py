@@ -80,11 +80,16 @@ def one(workers: int, nodes: int, delay: float, search: str, scratch: Path) -> d
     outcome = run_fix(task, config, scratch / f"run-w{workers}", model=model)
     wall = time.monotonic() - started
     usage = outcome.summary["usage"]
+    from treefix.agent.store import RunStore
+
+    store = RunStore(scratch / f"run-w{workers}" / "run.sqlite")
+    iterations = len({e["iteration"] for e in store.events("select")})
+    store.close()
     counted = {"turns": len(model.calls), "tokens": 1100 * len(model.calls)}
     return {
         "workers": workers, "wall": wall, "status": outcome.exit_status, "nodes": sum(
             v for k, v in outcome.summary.get("nodes", {}).items() if k != "root"),
-        "turns": usage["turns"], "tokens": usage["tokens"], "cost": round(usage["cost"], 6),
+        "iterations": iterations, "turns": usage["turns"], "tokens": usage["tokens"], "cost": round(usage["cost"], 6),
         "model_counted": counted, "by_role": {k: int(v["turns"]) for k, v in usage["by_role"].items()},
     }  # fmt: skip
 
@@ -98,7 +103,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="treefix-parallel-") as tmp:
         runs = [one(w, args.nodes, args.delay, args.search, Path(tmp)) for w in (1, 4)]
     for r in runs:
-        print(f"-w {r['workers']}: {r['wall']:.1f}s  nodes {r['nodes']}  status {r['status']}  turns {r['turns']}  "
+        print(f"-w {r['workers']}: {r['wall']:.1f}s  nodes {r['nodes']} in {r['iterations']} batches  status {r['status']}  turns {r['turns']}  "
               f"tokens {r['tokens']}  cost ${r['cost']:.4f}  by role {r['by_role']}  model counted {r['model_counted']}")  # fmt: skip
     one_w, four_w = runs
     # the trees differ (parallel selection spreads wider), so the roles' shares may; the totals may not
