@@ -419,7 +419,9 @@ def plot(cells: list[Cell], path: Path) -> None:
         for key in dict.fromkeys((c.strategy, c.turn_control) for c in cells if c.quality == q):
             row = sorted((c for c in cells if (c.quality, c.strategy, c.turn_control) == (q, *key)), key=lambda c: c.budget)
             style = {"none": "-", "fixed": "--", "dynamic": ":"}[key[1]]
-            ax.plot([c.mean_turns for c in row], [c.resolve_rate for c in row], style, marker="o", label=f"{key[0]} {key[1]}")
+            color = f"C{STRATEGIES.index(key[0])}"  # one colour per strategy, one line style per turn control
+            ax.plot([c.mean_turns for c in row], [c.resolve_rate for c in row], style, color=color, marker="o",
+                    label=f"{key[0]} {key[1]}")  # fmt: skip
         ax.set_xscale("log", base=2)
         ax.set_xlabel("mean turns spent per task (budget 8..128)")
         ax.set_ylabel("resolve rate")
