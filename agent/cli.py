@@ -118,6 +118,12 @@ def fix(
     workers: Annotated[int, typer.Option("-w", "--workers", help="parallel expansions in the tree")] = 1,
     search: Search = "mcts",
     tier: Annotated[str, typer.Option("--tier", help="offline: try no-model candidates first")] = "",
+    turn_control: Annotated[
+        str, typer.Option("--turn-control", help="none | fixed (caps + reminders) | dynamic (caps + extensions)")
+    ] = "none",
+    turn_cap: Annotated[
+        str, typer.Option("--turn-cap", help="turns per run: N, or pNN:RUN_DIR (a percentile of an earlier run)")
+    ] = "0",
     price: Annotated[
         str | None, typer.Option("--price", help="IN,OUT[,CACHED[,CACHE_WRITE]] USD per 1M tokens")
     ] = None,

@@ -52,6 +52,9 @@ class RunConfig:
     reproductions: int = 3  # without a test command: reproduction tests the model may write (0 = none)
     keep_tests: bool = False  # put the accepted reproduction test in the final patch
     regression_checks: bool = True  # without a test command: check existing tests for regressions
+    turn_control: str = "none"  # none | fixed | dynamic (agent/turns.py)
+    turn_cap: int = 0  # turns per run for fixed/dynamic turn control; 0: limits.max_turns
+    turn_window: int = 3  # dynamic: extend while the best value rose within this many nodes
 
     def resolved(self) -> RunConfig:
         """This config with every unset setting taken from the policy's defaults, then the general ones."""
@@ -67,6 +70,10 @@ class RunConfig:
             raise ConfigError(f"unknown search {self.search!r}; choose one of {', '.join(STRATEGIES)}")
         if self.tier not in ("", "offline"):
             raise ConfigError(f"unknown tier {self.tier!r}: the only tier is offline")
+        if self.turn_control not in ("none", "fixed", "dynamic"):
+            raise ConfigError(f"unknown turn control {self.turn_control!r}; choose one of none, fixed, dynamic")
+        if self.turn_control == "dynamic" and not (self.turn_cap or self.limits.max_turns):
+            raise ConfigError("--turn-control dynamic needs a hard cap: give --turn-cap N or --max-turns N")
         if self.tier and self.model == "offline":
             raise ConfigError("--tier offline is for model runs: -m offline is the offline policy already")
         self = self.resolved()
@@ -75,7 +82,7 @@ class RunConfig:
             "limits.max_nodes": 0, "limits.max_depth": 1, "limits.turns_per_node": 1,
             "limits.max_output_tokens": 1, "limits.reserve_cost": 0, "workers": 1, "exploration": 0,
             "widen_k": 0, "widen_alpha": 0, "max_children": 1, "exec_weight": 0, "critic_weight": 0,
-            "map_tokens": 0, "context_window": 0, "reproductions": 0,
+            "map_tokens": 0, "context_window": 0, "reproductions": 0, "turn_cap": 0, "turn_window": 1,
         }  # fmt: skip
         for key, low in at_least.items():
             head, _, rest = key.partition(".")
@@ -110,6 +117,11 @@ class RunConfig:
         return cls(**d)
 
 
+    def run_turn_cap(self) -> int:
+        """The hard cap on the run's turns under turn control (0: none): the smaller of the two."""
+        caps = [c for c in (self.turn_cap, self.limits.max_turns) if c]
+        return min(caps) if caps and self.turn_control != "none" else self.limits.max_turns
+
     def weights(self) -> ValueWeights:
         self = self.resolved()
         return ValueWeights(self.exec_weight, self.critic_weight)
@@ -132,6 +144,8 @@ FLAG_KEYS = {
     "tier": "tier",
     "keep_tests": "keep_tests",
     "reproductions": "reproductions",
+    "turn_control": "turn_control",
+    "turn_cap": "turn_cap",
 }
 
 
@@ -166,6 +180,10 @@ def _set(data: dict[str, Any], key: str, value: Any) -> None:
     if head == "limits" and rest in LIMIT_KEYS or head in LIMIT_KEYS and not rest:
         name = rest or head  # limits may be given without their prefix
         data["limits"][name] = _typed(getattr(Limits(), name), key, value)
+    elif head == "turn_cap" and not rest and isinstance(value, str):
+        from treefix.agent.turns import parse_turn_cap
+
+        data[head] = parse_turn_cap(value)  # N or pNN:RUN_DIR
     elif head in TOP_KEYS and not rest:
         data[head] = _typed(GENERAL_DEFAULTS.get(head, getattr(RunConfig(), head)), key, value)
     else:

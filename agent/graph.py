@@ -20,7 +20,7 @@ from treefix.agent.expand import expand
 from treefix.agent.models.base import ModelError
 from treefix.agent.policies.base import Critic, NoCandidate, Policy, SearchContext, ValueWeights
 from treefix.agent.select import Selector
-from treefix.agent.tree import Judgement, Node, NodeKind, NodeStatus
+from treefix.agent.tree import ExecResult, Judgement, Node, NodeKind, NodeStatus
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -50,6 +50,7 @@ class SearchEngine:
         workers: int = 1,
         stop_on_verified: bool = True,
         on_event: Callable[[str, dict[str, Any]], None] | None = None,
+        evaluator: Callable[[SearchContext, Node], ExecResult | None] = evaluate,
     ):
         self.ctx, self.policy, self.critic = ctx, policy, critic
         self.weights = weights or ValueWeights()
@@ -57,6 +58,7 @@ class SearchEngine:
         self.stop_on_verified = stop_on_verified
         self.selector = Selector(ctx.store, ctx.params)
         self.on_event = on_event or (lambda kind, data: None)
+        self.evaluator = evaluator  # the test run; the simulator hands in a synthetic one
         self._pool = ThreadPoolExecutor(self.workers) if self.workers > 1 else None
         self.failures_in_a_row = 0  # expansions whose model call failed, since the last success
 
@@ -83,6 +85,8 @@ class SearchEngine:
     def select(self, state: SearchState) -> SearchState:
         if limit := self.ctx.budget.exhausted():
             return {"status": f"limit:{limit}", "batch": []}
+        if self.ctx.turns is not None and (why := self._turns_over()):
+            return {"status": f"limit:{why}", "batch": []}
         picks = self.selector.pick_batch(self.workers)
         if not picks:
             return {"status": "exhausted", "batch": []}
@@ -135,7 +139,7 @@ class SearchEngine:
             node = self.ctx.store.get(node_id)
             if node.status is not NodeStatus.NEW:
                 return
-            node.exec = evaluate(self.ctx, node)
+            node.exec = self.evaluator(self.ctx, node)
             node.status = NodeStatus.EVALUATED
             self.ctx.store.update(node)
 
@@ -187,6 +191,13 @@ class SearchEngine:
             n.visits += 1
             n.value_sum += node.value or 0.0
         self.ctx.store.update_many(path)
+
+    def _turns_over(self) -> str | None:
+        """Turn control between nodes: stop at the run's cap unless it grants an extension."""
+        assert self.ctx.turns is not None
+        nodes = [n for n in self.ctx.store.nodes() if n.kind is not NodeKind.ROOT and n.value is not None]
+        passing = sum(1 for e in self.ctx.store.events("reproduction") if e.get("passed"))
+        return self.ctx.turns.over([n.value or 0.0 for n in nodes], passing)
 
     def decide(self, state: SearchState) -> SearchState:
         self.ctx.store.set_meta("elapsed", self.ctx.budget.elapsed())

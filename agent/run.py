@@ -8,7 +8,7 @@ import secrets
 import sqlite3
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ from treefix.agent.budget import Budget, Ledger, Spent
 from treefix.agent.calls import Caller, CallListener
 from treefix.agent.config import RunConfig
 from treefix.agent.errors import ConfigError
+from treefix.agent.evaluate import evaluate
 from treefix.agent.graph import SearchEngine
 from treefix.agent.models.base import ChatModel, Completion, Usage
 from treefix.agent.models.registry import load_model
@@ -23,7 +24,8 @@ from treefix.agent.outputs import choose, final_patch, not_improved_reason, writ
 from treefix.agent.policies.base import Critic, Policy, SearchContext
 from treefix.agent.store import RunStore
 from treefix.agent.task import Task
-from treefix.agent.tree import Node, NodeKind, NodeStatus
+from treefix.agent.tree import ExecResult, Node, NodeKind, NodeStatus
+from treefix.agent.turns import TurnControl
 from treefix.tools.sandbox import default_sandbox
 from treefix.tools.workspace import Workspace, WorkspaceError
 
@@ -43,6 +45,7 @@ class RunOutcome:
 
 
 EventSink = Callable[[str, dict[str, Any]], None]
+Evaluator = Callable[[SearchContext, Node], ExecResult | None]
 
 
 def new_run_id() -> str:
@@ -57,6 +60,7 @@ class Agents:
     policy: Policy
     critic: Critic
     caller: Caller | None = None  # None: no model calls (the offline policy)
+    evaluator: Evaluator = evaluate  # runs a node's tests; the simulator's is synthetic
 
 
 AgentsFactory = Callable[[RunConfig, Budget, RunStore, "EventSink"], Agents]
@@ -178,13 +182,15 @@ def _run(run: Run, on_event: EventSink | None, ledger: Ledger | None, agents: Ag
     emit = on_event or (lambda kind, data: None)
     started = False
     try:
-        budget = Budget(run.config.limits, spent=spent_from_store(run.store), ledger=ledger)
+        limits = replace(run.config.limits, max_turns=run.config.run_turn_cap())  # a fixed cap is hard
+        budget = Budget(limits, spent=spent_from_store(run.store), ledger=ledger)
         made = agents(run.config, budget, run.store, emit)
         started = True
         emit("started", {"run_id": run.store.get_meta("run_id"), "run_dir": str(run.run_dir),
                          "repo": str(run.task.repo), "resumed": run.resumed, "nodes": budget.spent.nodes,
                          "max_nodes": run.config.limits.max_nodes, "elapsed": budget.spent.elapsed})  # fmt: skip
         ctx = _open(run, budget, made)
+        ctx.turns = turn_control(run.config, budget, run.store, emit)
         status = _search(run, ctx, made, emit)
         return _finish(run, ctx, budget, status, emit)
     finally:
@@ -230,7 +236,9 @@ def _search(run: Run, ctx: SearchContext, agents: Agents, emit: EventSink) -> st
     from langgraph.checkpoint.sqlite import SqliteSaver
 
     config = run.config
-    engine = SearchEngine(ctx, agents.policy, agents.critic, config.weights(), config.workers, config.stop_on_verified, emit)
+    engine = SearchEngine(
+        ctx, agents.policy, agents.critic, config.weights(), config.workers, config.stop_on_verified, emit, agents.evaluator
+    )
     checkpoints = sqlite3.connect(run.run_dir / "run.sqlite", check_same_thread=False)
     try:
         graph = engine.build(SqliteSaver(checkpoints))
@@ -265,6 +273,22 @@ def _finish(run: Run, ctx: SearchContext, budget: Budget, status: str, emit: Eve
     return RunOutcome(
         run.store.get_meta("run_id"), run.run_dir, summary["exit_status"], code, best.id if best else None,
         patch, summary, reason,
+    )  # fmt: skip
+
+
+def turn_control(config: RunConfig, budget: Budget, store: RunStore, emit: EventSink) -> TurnControl | None:
+    """The run's turn control; every extension it grants is a store event and a live event."""
+    if config.turn_control == "none":
+        return None
+
+    def on_grant(kind: str, data: dict[str, Any]) -> None:
+        store.event(kind, **data)
+        emit(kind, data)
+
+    granted = [e["cap"] for e in store.events("turn_extension") if e.get("scope") == "run"]  # a resumed run
+    return TurnControl(
+        config.turn_control, config.run_turn_cap(), config.turn_window, on_grant, lambda: budget.spent.turns,
+        cap=max(granted, default=0),
     )  # fmt: skip
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from treefix.agent.models.base import Completion, Message, ToolCall, ToolSpec
+from treefix.agent.turns import LoopCaps, TurnControl
 from treefix.prompts import render
 from treefix.tools.repo_map import RepoMap
 from treefix.tools.search import SearchError, find_definitions, find_references, search_files, search_text
@@ -39,20 +40,32 @@ TOOL_SPECS: list[ToolSpec] = tool_specs()
 
 
 def run_tool_loop(
-    call: Call, messages: list[Message], root: Path, turns: int, cache_dir: Path | None = None
+    call: Call,
+    messages: list[Message],
+    root: Path,
+    turns: int,
+    caps: LoopCaps | None = None,
+    cache_dir: Path | None = None,
 ) -> tuple[str, list[Message]]:
-    """(final answer text, the conversation including every tool call and result). `cache_dir`:
+    """(final answer text, the conversation including every tool call and result).
+
+    `caps` (turn control) replaces `turns`: its cap may grow when the model asks, and its reminders
+    (how many turns are left) go in as a user message before the turn they speak of. `cache_dir`:
     where the repository index is kept (the run's, so every plan and the overview share one)."""
     messages = list(messages)
     tools = Toolbox(root, cache_dir)
-    for _ in range(max(turns, 0)):
+    caps = caps or LoopCaps(TurnControl(), turns, turns)
+    while caps.used < caps.cap:
+        if note := caps.reminder():
+            messages.append(Message("user", note))
         reply = call(messages, TOOL_SPECS)
         messages.append(Message("assistant", reply.text, tool_calls=reply.tool_calls or None))
+        caps.after(reply.text)
         if not reply.tool_calls:
             return reply.text, messages
         for tc in reply.tool_calls:
             messages.append(Message("tool", tools.run(tc), tool_call_id=tc.id))
-    if turns > 0:
+    if caps.cap > 0:
         messages.append(Message("user", render("tool_loop_final")))
     reply = call(messages, [])
     messages.append(Message("assistant", reply.text))

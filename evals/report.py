@@ -138,6 +138,7 @@ def markdown(runs: list[RunFigures]) -> str:
         ("cost / instance (mean, median)", [_mm(r.values("cost"), "${:.4f}") for r in runs]),
         ("tokens / instance (mean, median)", [_mm(r.values("tokens"), "{:,.0f}") for r in runs]),
         ("turns / instance (mean, median)", [_mm(r.values("turns"), "{:.1f}") for r in runs]),
+        ("turns / instance (p50, p75, p90)", [_percentiles(r.values("turns")) for r in runs]),
         ("tree nodes / instance (mean, median)", [_mm(r.values("nodes"), "{:.1f}") for r in runs]),
         ("wall time / instance (mean, median)", [_mm(r.values("wall_time"), "{:.1f}s") for r in runs]),
         ("wall time total", [f"{sum(r.values('wall_time')):.1f}s" for r in runs]),
@@ -180,6 +181,13 @@ def calibration(runs: list[RunFigures]) -> list[str]:
         rows = [[label, str(n), _share(k, n) if n else "-"] for label, n, k in bins(pairs)]
         lines += [_table(["critic value", "patches", "resolved"], rows), ""]
     return lines
+
+
+def _percentiles(values: list[float]) -> str:
+    """For --turn-cap pNN:RUN_DIR: the caps an earlier run's lengths suggest."""
+    from treefix.agent.turns import percentile
+
+    return ", ".join(f"{percentile(values, p):.1f}" for p in (50, 75, 90)) if values else "-"
 
 
 def _resolved(r: RunFigures) -> str:

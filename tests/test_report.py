@@ -47,6 +47,7 @@ def test_report_compares_runs_side_by_side(tmp_path):
     assert "| exit statuses | limit:cost: 1, verified: 2 | limit:cost: 1, verified: 1 |" in md
     assert "| tokens / instance (mean, median) | 2,000, 2,000 | 1,500, 1,500 |" in md
     assert "| wall time / instance (mean, median) | 20.0s, 20.0s | 15.0s, 15.0s |" in md
+    assert "| turns / instance (p50, p75, p90) | 4.0, 4.5, 4.8 | 3.5, 3.8, 3.9 |" in md
     assert "| tree nodes / instance (mean, median) | 2.0, 2.0 | 1.5, 1.5 |" in md
     assert "| x-3 | verified resolved $0.2000 30.0s | - |" in md
     assert "![cost per instance](cost_hist.png)" in md
@@ -97,3 +98,11 @@ def test_report_prints_the_critics_auc_and_calibration(tmp_path):
     assert "critic AUC 0.75 over 4 graded patches" in res.output
     assert "| 0.8-1.0 | 1 | 1/1 (100.0%) |" in res.output and "| 0.6-0.8 | 1 | 0/1 (0.0%) |" in res.output
     assert "| 0.4-0.6 | 0 | - |" in res.output
+
+
+def test_turn_cap_from_a_batch_run_is_its_reported_percentile(tmp_path):
+    from treefix.agent.turns import parse_turn_cap
+
+    _run(tmp_path / "a", {"x-1": 0.1, "x-2": 0.2, "x-3": 0.3})  # turns 3, 4, 5
+    assert parse_turn_cap(f"p75:{tmp_path / 'a'}") == 5  # 4.5, rounded up
+    assert parse_turn_cap(f"p50:{tmp_path / 'a'}") == 4

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from treefix.agent.select import SearchParams
     from treefix.agent.store import RunStore
     from treefix.agent.task import Task
+    from treefix.agent.turns import TurnControl
     from treefix.tools.sandbox import Sandbox
     from treefix.tools.workspace import Workspace
 
@@ -42,6 +43,7 @@ class SearchContext:
     params: SearchParams
     caller: Caller | None = None  # None for the offline policy
     overview: str = ""
+    turns: TurnControl | None = None  # turn caps, reminders and extensions (--turn-control)
 
     @property
     def map_cache(self) -> Path:

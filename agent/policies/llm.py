@@ -55,7 +55,7 @@ class LLMPolicy:
             if diff and ctx.workspace.apply_diff(tree, diff) is not None:
                 run_tool_loop(call, messages, tree, 0)  # the tree is unusable: no tools, just answer
             else:
-                run_tool_loop(call, messages, tree, CODE_TOOL_TURNS)
+                run_tool_loop(call, messages, tree, CODE_TOOL_TURNS, cache_dir=ctx.map_cache)
         reply = last[0]
         problem = unusable(reply)
         self._unusable = self._unusable + [problem] if problem else []
@@ -75,12 +75,14 @@ class LLMPolicy:
             reproduction_output=repro.exec.output[-3000:] if repro and repro.exec else "",
         )  # fmt: skip
         messages = shared_prefix(ctx) + [Message("user", prompt)]
+        caps = ctx.turns.loop(turns) if ctx.turns else None
         with ctx.workspace.worktree() as base_tree:  # tools read the base, never the user's checkout
             text, conversation = run_tool_loop(
                 lambda msgs, tools: caller("plan", msgs, tools or None, usage=usage),
                 messages,
                 base_tree,
                 turns,
+                caps,
                 ctx.map_cache,
             )
         if viewed := looked_at(conversation):  # carried into the code prompt, which shows these lines
