@@ -42,7 +42,8 @@ def candidates(nodes: list[Node]) -> list[Node]:
 
 
 def choose_best(ctx: SearchContext, store: RunStore) -> Node | None:
-    ranked = candidates(store.nodes())
+    focus = store.focus()  # after a follow-up, the answer lies below the node it continued from
+    ranked = candidates(store.subtree(focus.id) if focus else store.nodes())
     if not ranked:
         return None
     verified, seen = [], set()

@@ -63,7 +63,7 @@ class Selector:
         return picks
 
     def pick(self) -> Pick | None:
-        root = self.store.root()
+        root = self.store.focus()
         if root is None:
             return None
         pick = Pick(root.id)
