@@ -171,7 +171,7 @@ class SearchEngine:
         self.ctx.store.set_meta("elapsed", self.ctx.budget.elapsed())
         focus = self.ctx.store.focus()
         grown = self.ctx.store.subtree(focus.id) if focus else []  # a follow-up's verified nodes only
-        if self.stop_on_verified and any(n.verified for n in grown):
+        if self.stop_on_verified and any(n.verified for n in grown if n is not focus):
             return {"status": "verified"}
         if limit := self.ctx.budget.exhausted():
             return {"status": f"limit:{limit}"}

@@ -105,9 +105,16 @@ class Chat:
     def request(self, text: str) -> None:
         """A plain message: a follow-up of the open tree from the chosen node, else a new tree."""
         if self.state.current and self.run_dir(self.state.current).is_dir():
-            node = self.state.chosen or self.snapshot().best
-            if node:
-                return self._continue(node, text)
+            snap = self.snapshot()
+            node = snap.find(snap.best) if snap.best else None
+            if node is not None:
+                if self.config.model == "offline" and node.verified and snap.meta["task"]["test_cmd"] == self.state.test_cmd:
+                    self.say(
+                        "[yellow]the offline policy reads no text[/]: its tests already pass. Set a /test command "
+                        "whose tests show what is still wrong, then send the follow-up (or /new TEXT)"
+                    )
+                    return None
+                return self._continue(node.id, text)
         self.cmd_new(text)
 
     def cmd_new(self, arg: str) -> None:
