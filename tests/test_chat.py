@@ -168,6 +168,8 @@ def test_bad_input_gets_one_line_of_help(repo: Path, term) -> None:  # type: ign
     t.send("/frobnicate")
     t.wait_for("unknown command /frobnicate: /help lists the commands")
     t.send("/node")
+    t.wait_for("which node?  usage: /node ID")
+    t.send("/node abc")
     t.wait_for("no tree yet")
     t.send("/budget cost lots")
     t.wait_for("'lots' is not a number  usage: /budget [KEY N]")

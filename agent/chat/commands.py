@@ -27,7 +27,7 @@ from treefix.tools.workspace import Workspace, WorkspaceError
 COMMANDS: dict[str, str] = {
     "/ask": "QUESTION   answer from the code (search, view, map), no search",
     "/new": "TEXT       start a new tree for TEXT (a plain message continues the open one)",
-    "/tree": "          the open tree",
+    "/tree": "[all]      the open tree (all: unfolded)",
     "/node": "ID         a node's plan, diff, tests and critique; chooses a candidate",
     "/expand": "ID         grow the tree from node ID",
     "/prune": "ID         stop growing node ID and everything below it",
@@ -104,7 +104,7 @@ class Chat:
     # ---- requests -----------------------------------------------------------------------------
     def request(self, text: str) -> None:
         """A plain message: a follow-up of the open tree from the chosen node, else a new tree."""
-        if self.state.current and self.run_dir(self.state.current).is_dir():
+        if self.state.current and not self.state.applied and self.run_dir(self.state.current).is_dir():
             snap = self.snapshot()
             node = snap.find(snap.best) if snap.best else None
             if node is not None:
@@ -183,7 +183,7 @@ class Chat:
             run_id = view.run_dir.name
             if run_id != self.state.current:
                 before = (0, 0, 0.0)
-            self.state.current, self.state.chosen = run_id, None
+            self.state.current, self.state.chosen, self.state.applied = run_id, None, False
             after = self._spent(run_id)
             req = session.Request(text, run_id, after[0] - before[0], after[1] - before[1], after[2] - before[2])
             self.state.requests.append(req)
@@ -352,12 +352,13 @@ class Chat:
         if not self._confirm(f"Apply {best.id[:8]} to {', '.join(paths)} and commit it?"):
             self.say("not applied")
             return
-        request = next((r.text for r in self.state.requests if r.run_id == self.state.current), "")
-        first = request.strip().splitlines()[0][:60] if request.strip() else "issue"
-        message = f"treefix: {first}\n\nRun {self.state.current}, node {best.id}."
+        asked = [r.text.strip() for r in self.state.requests if r.run_id == self.state.current and r.text.strip()]
+        first = asked[0].splitlines()[0][:60] if asked else "issue"
+        followups = "".join(f"\nFollow-up: {a.splitlines()[0][:70]}" for a in asked[1:])
+        message = f"treefix: {first}\n{followups}\nRun {self.state.current}, node {best.id}."
         sha = gitops.apply_patch(self.repo, best.diff, message)
         self.state.commits.append(sha)
-        self.state.current, self.state.chosen = None, None  # the next message starts a new tree
+        self.state.applied = True  # the next message starts a new tree
         self.say(f"[green]applied[/] as {sha[:10]} \"{escape(message.splitlines()[0])}\"; /undo reverts it")
 
     def cmd_undo(self, arg: str) -> None:
@@ -436,7 +437,7 @@ class Chat:
         run_dir = self.run_dir(arg)
         if not (run_dir / "run.sqlite").is_file():
             raise Usage(f"no run {arg!r}; /runs lists them")
-        self.state.current, self.state.chosen = arg, None
+        self.state.current, self.state.chosen, self.state.applied = arg, None, False
         if not (run_dir / "summary.json").is_file():
             from treefix.agent.run import resume_run
 

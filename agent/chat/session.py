@@ -28,6 +28,7 @@ class SessionState:
     test_cmd: str | None = None
     current: str | None = None  # run id of the open tree: a message continues it
     chosen: str | None = None  # node id /apply applies and a follow-up continues from
+    applied: bool = False  # the open tree's candidate was committed: the next message starts a new tree
     files: list[str] = field(default_factory=list)  # /add: files the model must see
     requests: list[Request] = field(default_factory=list)
     commits: list[str] = field(default_factory=list)  # what /apply committed

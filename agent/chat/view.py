@@ -121,15 +121,16 @@ def tree_lines(snap: Snapshot, rows: int) -> list[Text]:
             hot.add(start)
             start = by_id[start].parent
     small = len(snap.nodes) <= rows
-    lines: list[Text] = []
+    lines: list[tuple[Text, bool]] = []  # (line, on a hot path)
 
     def walk(node: Node, depth: int) -> None:
-        lines.append(node_text(node, node.id == best, min(depth, 10)))
+        lines.append((node_text(node, node.id == best, min(depth, 10)), node.id in hot))
         kids = children.get(node.id, [])
         if not kids:
             return
+        pad = "  " * min(depth + 1, 10)
         if not small and node.id not in hot:
-            lines.append(Text("  " * min(depth + 1, 10) + f"  … {_count(node.id, children)} below", style="dim"))
+            lines.append((Text(f"{pad}  … {_count(node.id, children)} below", style="dim"), False))
             return
         ranked = sorted(kids, key=lambda k: (k.id not in hot, -(k.value or 0.0), k.seq))
         shown = ranked if small else [k for i, k in enumerate(ranked) if k.id in hot or i < SHOWN_CHILDREN]
@@ -138,17 +139,34 @@ def tree_lines(snap: Snapshot, rows: int) -> list[Text]:
         if len(shown) < len(kids):
             rest = [k for k in kids if k not in shown]
             top = max((k.value or 0.0) for k in rest)
-            lines.append(Text("  " * min(depth + 1, 10) + f"  … {len(rest)} more, best v{top:.2f}", style="dim"))
+            lines.append((Text(f"{pad}  … {len(rest)} more, best v{top:.2f}", style="dim"), False))
 
     for root in children.get(None, []):
         walk(root, 0)
-    if len(lines) > rows:
-        cut = len(lines) - rows + 1
-        # keep the top (root and the hot path's start) and the newest lines; fold the middle
-        head = lines[: rows // 3]
-        tail = lines[len(head) + cut :]
-        lines = [*head, Text(f"  … {cut} lines folded (/tree shows all)", style="dim"), *tail]
-    return lines
+    return _fit(lines, rows)
+
+
+def _fit(lines: list[tuple[Text, bool]], rows: int) -> list[Text]:
+    """Hot lines always; as many cold lines as fit, from the top; each gap folded into one line."""
+    keep_cold = sum(1 for _, is_hot in lines if not is_hot)
+    while True:
+        out: list[Text] = []
+        cold_seen, folded = 0, 0
+        for text, is_hot in lines:
+            if not is_hot:
+                cold_seen += 1
+                if cold_seen > keep_cold:
+                    folded += 1
+                    continue
+            if folded:
+                out.append(Text(f"  … {folded} lines folded (/tree all shows them)", style="dim"))
+                folded = 0
+            out.append(text)
+        if folded:
+            out.append(Text(f"  … {folded} lines folded (/tree all shows them)", style="dim"))
+        if len(out) <= rows or keep_cold == 0:
+            return out[:rows]
+        keep_cold -= 1
 
 
 def _count(node_id: str, children: dict[str | None, list[Node]]) -> int:
