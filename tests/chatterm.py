@@ -21,7 +21,8 @@ ROWS, COLS = 24, 80
 class Term:
     def __init__(self, args: list[str], cwd: Path, rows: int = ROWS, cols: int = COLS, env: dict[str, str] | None = None):
         exe = shutil.which("treefix", path=str(Path(sys.executable).parent)) or "treefix"
-        environ = {**os.environ, "TERM": "xterm", "PROMPT_TOOLKIT_NO_CPR": "1", "COLUMNS": str(cols),
+        clean = {k: v for k, v in os.environ.items() if not k.endswith(("_API_KEY", "_BASE_URL"))}
+        environ = {**clean, "TERM": "xterm", "PROMPT_TOOLKIT_NO_CPR": "1", "COLUMNS": str(cols),
                    "LINES": str(rows), **(env or {})}  # fmt: skip
         environ.pop("NO_COLOR", None)
         self.screen = pyte.HistoryScreen(cols, rows, history=5000)

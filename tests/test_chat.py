@@ -40,8 +40,8 @@ def repo(tmp_path: Path) -> Path:
 def term():  # type: ignore[no-untyped-def]
     made: list[Term] = []
 
-    def start(*args: str, cwd: Path) -> Term:
-        made.append(Term(list(args), cwd))
+    def start(*args: str, cwd: Path, env: dict[str, str] | None = None) -> Term:
+        made.append(Term(list(args), cwd, env=env))
         return made[-1]
 
     yield start
@@ -189,3 +189,63 @@ def test_treefix_alone_outside_a_repository_prints_help(tmp_path: Path) -> None:
 
     proc = subprocess.run([sys.executable, "-m", "treefix.agent.cli"], cwd=tmp_path, capture_output=True, text=True)
     assert "chat" in proc.stdout + proc.stderr and "Usage" in proc.stdout + proc.stderr
+
+
+def test_scripted_model_ask_request_followup_hint_expand(tmp_path: Path, term) -> None:  # type: ignore[no-untyped-def]
+    """A model behind the fake server: /ask runs the tool loop; a follow-up and a /hint reach the
+    prompts of the expansions they steer; tokens and $ are shown."""
+    import shutil
+
+    from fakeserver import FakeServer, Reply, role_of, textstats_brain
+
+    repo = tmp_path / "textstats"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "examples" / "textstats", repo)
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-qm", "initial"]):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=repo, check=True)
+    fix = textstats_brain()
+    asked = {"n": 0}
+
+    def brain(req):  # type: ignore[no-untyped-def]
+        if role_of(req) == "other" and "developer's question" in req.texts[0]:
+            asked["n"] += 1
+            if asked["n"] == 1:
+                return Reply(tool_calls=[("search", {"query": "def top_words"})])
+            return Reply(text="top_words is defined in textstats/core.py")
+        return fix(req)
+
+    env = {"OPENAI_API_KEY": "sk-test"}
+    with FakeServer(brain=brain) as server:
+        t = term("chat", "-m", "openai/gpt-4o-mini", "--base-url", server.url, "--test-cmd",
+                 "python -m pytest -q tests", cwd=repo, env=env)  # fmt: skip
+        t.prompt()
+        t.send("/ask where is top_words defined?")
+        shown = t.wait_for("top_words is defined in textstats/core.py", "Tokens:")
+        assert "Tokens: 0 sent" not in shown
+        assert any("def top_words" in " ".join(r.texts) for r in server.requests[1:2]), "the tool ran"
+        t.prompt()
+
+        t.clear()
+        t.send("top_words returns too few words and average_word_length crashes on empty text")
+        shown = t.wait_for("treefix · verified", "★ code", timeout=240)
+        shown = t.prompt()
+        assert "Tokens: 0 sent" not in shown and "Cost: $0.0000 request" not in shown
+        code, root = node_id(shown, "code"), node_id(shown, "root")
+
+        t.send("/budget nodes 1")
+        t.wait_for("nodes 1")
+        t.clear()
+        t.send("also keep the guard for empty text")
+        t.wait_for("continuing tree", "repair", timeout=240)
+        t.prompt(timeout=240)
+        repairs = [r for r in server.requests if role_of(r) == "repair"]
+        assert repairs and "Guidance for this attempt: also keep the guard for empty text" in repairs[-1].texts[-1]
+
+        t.send(f"/hint {root} look at core.py first")
+        t.wait_for(f"hint kept for {root}")
+        t.clear()
+        t.send(f"/expand {root}")
+        t.wait_for("continuing tree", timeout=240)
+        t.prompt(timeout=240)
+        plans = [r for r in server.requests if role_of(r) == "plan"]
+        assert len(plans) >= 2 and "From the user: look at core.py first" in plans[-1].texts[-1]
+        assert code

@@ -64,6 +64,7 @@ class Chat:
     ask_line: Callable[[str], str] = input  # a confirmation or a one-off answer
     agents: AgentsFactory | None = None  # tests and embedders may hand in their own model
     _workspace: Workspace | None = None
+    _running: threading.Event | None = None  # set when the last search's thread has ended
 
     # ---- dispatch -----------------------------------------------------------------------------
     def handle(self, text: str) -> bool:
@@ -147,8 +148,12 @@ class Chat:
     def _search(self, text: str, start: Callable[..., RunOutcome]) -> None:
         """Run a search in a thread under the live view. Ctrl-C asks it to stop after the node under
         way (the best candidate is kept); a second Ctrl-C returns to the prompt at once."""
+        if self._running is not None and not self._running.is_set():
+            self.say("[yellow]the stopped search is still finishing its node[/]: try again in a moment")
+            return
         view = LiveView(text, self.config.limits)
         stop, done = threading.Event(), threading.Event()
+        self._running = done
         result: dict[str, object] = {}
         factory = self.agents or model_agents()
 
