@@ -3,9 +3,14 @@ slash command. Every user mistake is one line of help; nothing here raises into 
 
 from __future__ import annotations
 
+import os
+import select
 import shlex
+import signal
+import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -173,17 +178,26 @@ class Chat:
                 done.set()
 
         before = self._spent(self.state.current)
-        thread = threading.Thread(target=work, daemon=True)
-        with Live(view, console=self.console, refresh_per_second=4, transient=False, vertical_overflow="crop"):
-            thread.start()
-            while not done.is_set():
-                try:  # not Thread.join: a join that Ctrl-C interrupts may report a live thread as ended
-                    done.wait(0.2)
-                except KeyboardInterrupt:
-                    if stop.is_set():
-                        break
-                    stop.set()
-                    view.status = "stopping (Ctrl-C again: back to the prompt)"
+        abandon = threading.Event()
+
+        def on_sigint(signum, frame) -> None:  # type: ignore[no-untyped-def]
+            # a flag, not KeyboardInterrupt: an exception could land anywhere, even in Thread.start
+            if stop.is_set():
+                abandon.set()
+            stop.set()
+            view.status = "stopping (Ctrl-C again: back to the prompt)"
+
+        previous = signal.signal(signal.SIGINT, on_sigint)
+        try:
+            with _ctrl_c_as_key() as keys, Live(view, console=self.console, refresh_per_second=4, vertical_overflow="crop"):
+                threading.Thread(target=work, daemon=True).start()
+                while not done.is_set() and not abandon.is_set():
+                    if keys is None:
+                        done.wait(0.2)
+                    elif select.select([keys], [], [], 0.2)[0] and b"\x03" in os.read(keys, 1024):
+                        on_sigint(signal.SIGINT, None)
+        finally:
+            signal.signal(signal.SIGINT, previous)
         if view.run_dir is not None:
             run_id = view.run_dir.name
             if run_id != self.state.current:
@@ -264,7 +278,7 @@ class Chat:
     def cmd_tree(self, arg: str) -> None:
         snap = self.snapshot()
         for line in tree_lines(snap, max(len(snap.nodes) * 2, 10) if arg == "all" else self.console.height - 3):
-            self.console.print(line)
+            self.console.print(line, no_wrap=True, overflow="ellipsis", crop=True)
 
     def cmd_node(self, arg: str) -> None:
         snap, node_id = self.node(arg)
@@ -482,6 +496,26 @@ class Chat:
         if self._workspace is None:
             self._workspace = Workspace(self.repo)
         return self._workspace
+
+
+@contextmanager
+def _ctrl_c_as_key() -> Iterator[int | None]:
+    """While a search runs, Ctrl-C is read as a key instead of the terminal sending SIGINT to the
+    whole foreground process group: the git and test processes of the search must not die of it."""
+    if not sys.stdin.isatty():
+        yield None
+        return
+    import termios
+
+    fd = sys.stdin.fileno()
+    saved = termios.tcgetattr(fd)
+    raw = termios.tcgetattr(fd)
+    raw[3] &= ~(termios.ISIG | termios.ICANON | termios.ECHO)
+    termios.tcsetattr(fd, termios.TCSANOW, raw)
+    try:
+        yield fd
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
 
 class _Stoppable:

@@ -91,8 +91,11 @@ def run_chat(repo: Path, config: RunConfig, resume: bool, yes: bool, test_cmd: s
                 continue  # Ctrl-C at the prompt clears the line, as in a shell
             except EOFError:
                 break
-            if not chat.handle(text):
-                break
+            try:
+                if not chat.handle(text):
+                    break
+            except KeyboardInterrupt:  # Ctrl-C in a question or a slow command: back to the prompt
+                console.print("[yellow]interrupted[/]")
     finally:
         chat.save()
         chat.close()
