@@ -145,7 +145,7 @@ def test_ctrl_c_stops_the_search_and_a_second_returns_to_the_prompt(repo: Path, 
     t.child.sendintr()
     t.wait_for("stopping (Ctrl-C again")
     shown = t.wait_for("stopped", timeout=120)
-    assert "treefix · stopping" in shown
+    assert "treefix · limit:interrupted" in shown and "stopped: no candidate" in shown
     t.prompt(timeout=120)
     runs = list((repo / ".treefix" / "runs").iterdir())
     assert len(runs) == 1 and '"limit:interrupted"' in (runs[0] / "summary.json").read_text()
