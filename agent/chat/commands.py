@@ -136,7 +136,7 @@ class Chat:
 
         self._search(arg, lambda sink, agents: run_fix(task, self.config, on_event=sink, agents=agents, workspace=workspace))
 
-    def _continue(self, node: str, guidance: str, test_cmd: str | None = None) -> None:
+    def _continue(self, node: str, guidance: str) -> None:
         from treefix.agent.followup import continue_run
 
         assert self.state.current
