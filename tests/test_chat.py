@@ -7,6 +7,7 @@ searches real and model-free; one test puts a scripted model behind the fake ser
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -138,6 +139,10 @@ def test_request_live_view_node_hint_followup_apply_undo_resume(repo: Path, term
 
 
 def test_ctrl_c_stops_the_search_and_a_second_returns_to_the_prompt(repo: Path, term) -> None:  # type: ignore[no-untyped-def]
+    # a slow test keeps the first expansion (localisation runs the tests) busy for a few seconds
+    (repo / "tests" / "test_slow.py").write_text("import time\n\n\ndef test_slow():\n    time.sleep(4)\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "a slow test")
     t = term("chat", "--test-cmd", ALL_TESTS, cwd=repo)
     t.prompt()
     t.send("total drops the last value and zero counts as negative")
@@ -152,7 +157,8 @@ def test_ctrl_c_stops_the_search_and_a_second_returns_to_the_prompt(repo: Path, 
 
     t.clear()
     t.send("/new the total is wrong")
-    t.wait_for("treefix · searching")
+    t.wait_for("treefix · searching", "root")
+    time.sleep(1)  # the first expansion is under way: a stop waits for it
     t.child.sendintr()
     t.wait_for("stopping (Ctrl-C again")
     t.child.sendintr()
