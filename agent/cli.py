@@ -261,6 +261,43 @@ def map_(
     raise typer.Exit(_guarded(lambda: map_command(repo.resolve(), tokens, focus or [])))
 
 
+@app.command()
+def chat(
+    ctx: typer.Context,
+    repo: Annotated[Path, typer.Argument(help="git repository to work in")] = Path("."),
+    resume: Annotated[bool, typer.Option("--resume", help="continue the last session: its history and trees")] = False,
+    yes: Annotated[bool, typer.Option("-y", "--yes", help="apply without asking")] = False,
+    test_cmd: Annotated[str | None, typer.Option("--test-cmd", help="command whose tests verify a fix")] = None,
+    model: Model = "offline",
+    base_url: BaseUrl = None,
+    search: Search = "mcts",
+    config: Annotated[
+        list[str] | None, typer.Option("-c", "--config", help="YAML/JSON file or key=value (repeatable)")
+    ] = None,
+    cost_limit: Annotated[float, typer.Option("-l", "--cost-limit", help="USD per request; 0 = no limit")] = 3.0,
+    max_nodes: Annotated[int, typer.Option("--max-nodes", help="tree nodes per request; 0 = no limit")] = 30,
+) -> None:
+    """Chat with treefix in REPO: requests, the live tree, steering, apply and undo with git."""
+    from treefix.agent.chat.repl import run_chat
+    from treefix.agent.config import build_config, typed_flags
+    from treefix.tools.workspace import Workspace
+
+    if not repo.is_dir():
+        fail(f"not a directory: {repo}")
+    run_config = _guarded(lambda: build_config(config or [], typed_flags(ctx)))
+    _guarded(run_config.validate)
+    with _guarded(lambda: Workspace(repo)) as workspace:  # a git repository with commits, or one message
+        root = workspace.root
+    raise typer.Exit(run_chat(root, run_config, resume, yes, test_cmd, out))
+
+
+def _inside_git_repo() -> bool:
+    import subprocess
+
+    probe = subprocess.run(["git", "rev-parse", "--is-inside-work-tree"], capture_output=True, text=True)
+    return probe.returncode == 0 and probe.stdout.strip() == "true"
+
+
 def _guarded(fn):  # type: ignore[no-untyped-def]
     """Run fn; user-caused errors become one message and exit code 2, never a traceback."""
     from treefix.agent.errors import ConfigError
@@ -368,6 +405,8 @@ def main() -> None:
 
     warnings.showwarning = _warning_line
     _register_plugins()
+    if len(sys.argv) == 1 and sys.stdin.isatty() and _inside_git_repo():
+        sys.argv.append("chat")  # `treefix` alone in a repository is the chat; elsewhere, the help
     try:
         app()
     except BrokenPipeError:

@@ -67,7 +67,8 @@ class SearchEngine:
         g = StateGraph(SearchState)
         for name in ("select", "expand", "evaluate", "critique", "backpropagate", "decide"):
             g.add_node(name, getattr(self, name))
-        g.add_edge(START, "select")
+        # a follow-up starts by re-evaluating the node it continues from (its tests may have changed)
+        g.add_conditional_edges(START, lambda s: "evaluate" if s.get("batch") else "select")
         g.add_conditional_edges("select", lambda s: END if s.get("status") else "expand")
         g.add_edge("expand", "evaluate")
         g.add_edge("evaluate", "critique")
@@ -201,9 +202,11 @@ class SearchEngine:
 
     def decide(self, state: SearchState) -> SearchState:
         self.ctx.store.set_meta("elapsed", self.ctx.budget.elapsed())
+        focus = self.ctx.store.focus()
+        grown = self.ctx.store.subtree(focus.id) if focus else []  # a follow-up's nodes only
         # Stop rule: only strong evidence ends the search early (a given test command that passes,
         # or a reproduction that failed on the base and now passes with regression tests run).
-        if self.stop_on_verified and any(strong(n) for n in self.ctx.store.nodes()):
+        if self.stop_on_verified and any(strong(n) for n in grown if n is not focus):
             return {"status": "verified"}
         if limit := self.ctx.budget.exhausted():
             return {"status": f"limit:{limit}"}

@@ -78,7 +78,8 @@ def improves(n: Node, base: BaseTests) -> bool:
 
 def offered(store: RunStore) -> list[Node]:
     """Candidates a user may be offered, best first: none that is not better than the base."""
-    ranked = candidates(store.nodes())
+    focus = store.focus()  # after a follow-up, the answer lies below the node it continued from
+    ranked = candidates(store.subtree(focus.id) if focus else store.nodes())
     base = base_tests(store)
     return [n for n in ranked if improves(n, base)] if base is not None else ranked
 

@@ -242,9 +242,16 @@ def _search(run: Run, ctx: SearchContext, agents: Agents, emit: EventSink) -> st
     checkpoints = sqlite3.connect(run.run_dir / "run.sqlite", check_same_thread=False)
     try:
         graph = engine.build(SqliteSaver(checkpoints))
-        cfg = {"configurable": {"thread_id": "search"}, "recursion_limit": 10**7}
+        # each follow-up (agent/followup.py) is a new round of the same tree, with its own graph thread
+        rounds = run.store.get_meta("round", 0)
+        cfg = {"configurable": {"thread_id": f"search/{rounds}" if rounds else "search"}, "recursion_limit": 10**7}
         started = run.resumed and graph.get_state(cfg).values
-        final = graph.invoke(None if started else {"iteration": 0, "batch": []}, cfg)
+        focus = run.store.focus()
+        first = {
+            "iteration": max((e["iteration"] for e in run.store.events("select")), default=0),  # keys stay unique
+            "batch": [focus.id] if focus and focus.parent and focus.status is NodeStatus.NEW else [],
+        }
+        final = graph.invoke(None if started else first, cfg)
     finally:
         engine.close()
         checkpoints.close()

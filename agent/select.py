@@ -52,6 +52,7 @@ class Selector:
         self.params = params
         self.inflight: dict[str, int] = {}  # virtual visits on nodes with an expansion under way
         self.expanding: dict[str, int] = {}  # expansions under way per parent
+        self.focus = store.get_meta("focus")  # a follow-up grows even a verified node: the user asked for more
 
     # ---- public -------------------------------------------------------------------------
     def pick_batch(self, size: int) -> list[Pick]:
@@ -65,7 +66,7 @@ class Selector:
         return picks
 
     def pick(self) -> Pick | None:
-        root = self.store.root()
+        root = self.store.focus()
         if root is None:
             return None
         pick = Pick(root.id)
@@ -96,7 +97,7 @@ class Selector:
 
     # ---- internals ----------------------------------------------------------------------
     def expandable(self, node: Node) -> bool:
-        if node.status == NodeStatus.FAILED or node.verified or node.closed:
+        if node.status == NodeStatus.FAILED or node.closed or (node.verified and node.id != self.focus):
             return False
         if node.kind is not NodeKind.ROOT and node.depth >= self.params.max_depth:
             return False

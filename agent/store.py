@@ -110,6 +110,19 @@ class RunStore:
     def root(self) -> Node | None:
         return next((n for n in self._nodes.values() if n.parent is None), None)
 
+    def focus(self) -> Node | None:
+        """Where the search grows: the root, or the node a follow-up continues from (meta `focus`)."""
+        chosen = self.get_meta("focus")
+        return self._nodes.get(chosen) if chosen else self.root()
+
+    def subtree(self, node_id: str) -> list[Node]:
+        """The node and every node below it, in creation order."""
+        out, todo = [], [node_id]
+        while todo:
+            out.append(self._nodes[todo.pop()])
+            todo += self._children.get(out[-1].id, [])
+        return sorted(out, key=lambda n: n.seq)
+
     def nodes(self) -> list[Node]:
         return sorted(self._nodes.values(), key=lambda n: n.seq)
 

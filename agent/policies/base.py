@@ -54,9 +54,12 @@ class SearchContext:
         return [n for n in self.store.children(node.parent) if n.id != node.id] if node.parent else []
 
     def advice(self, parent_id: str) -> str:
-        """The critic's advice on the newest judged child of `parent_id`: it steers the next sibling."""
+        """The user's hint on `parent_id` (chat `/hint`, a follow-up), then the critic's advice on its
+        newest judged child: both steer the next expansion there."""
         judged = [c for c in self.store.children(parent_id) if c.judgement and c.judgement.advice]
-        return judged[-1].judgement.advice if judged else ""
+        parts = [f"From the user: {hint}" if (hint := self.store.get_meta(f"hint/{parent_id}")) else ""]
+        parts.append(judged[-1].judgement.advice if judged else "")
+        return "\n".join(p for p in parts if p)
 
     def workspace_files(self, diff: str, paths: list[str], limit: int | None = None) -> dict[str, str]:
         """Contents of `paths` at base + `diff` (missing files left out), whole unless a `limit` in

@@ -122,6 +122,7 @@ class LLMPolicy:
             passed=ex.passed if ex else 0,
             failed=(ex.failed + ex.errors) if ex else 0,
             rationale=node.judgement.rationale if node.judgement else "",
+            guidance=ctx.store.get_meta(f"hint/{node.id}") or "",  # the user's, from a /hint or a follow-up
             files=files,
             tools=True,
         )

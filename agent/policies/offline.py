@@ -256,7 +256,10 @@ class OfflineCritic:
         ex = node.exec
         if ex is None or not (ex.applied and ex.compiled) or ex.total == 0:
             return Judgement(0.0, "not run")
-        base = float(ctx.store.get_meta(BASELINE_KEY, 0.0))
+        base = ctx.store.get_meta(BASELINE_KEY)
+        if base is None:  # a follow-up with new tests re-evaluates its node before any localisation
+            base = OfflinePolicy().spectrum(ctx).baseline
+        base = float(base)
         gain = (ex.score - base) / (1 - base) if base < 1 else ex.score
         return Judgement(round(min(max(gain, 0.0), 1.0), 4), f"{ex.passed}/{ex.total} pass, base {base:.2f}")
 
