@@ -148,7 +148,8 @@ def test_ctrl_c_stops_the_search_and_a_second_returns_to_the_prompt(repo: Path, 
     t.send("total drops the last value and zero counts as negative")
     t.wait_for("treefix · searching", "root")
     t.child.sendintr()
-    t.wait_for("stopping (Ctrl-C again")
+    # "stopping (Ctrl-C again ...)" may show for less than a refresh when the stop lands between
+    # nodes, so the end state is what this part checks; the second part checks the message
     shown = t.wait_for("stopped", timeout=120)
     assert "treefix · limit:interrupted" in shown and "stopped: no candidate" in shown
     t.prompt(timeout=120)
