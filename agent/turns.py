@@ -195,15 +195,16 @@ def turns_per_instance(path: Path) -> list[int]:
 
     if not path.is_dir():
         raise ConfigError(f"--turn-cap: {path} is not a folder")
-    if (path / "preds.json").is_file():  # a batch run: the figures `treefix swebench report` prints
-        from treefix.evals.report import ReportError, load_run
-
+    if (path / "preds.json").is_file():  # a batch run: its instances' summaries, as the report reads them
         try:
-            return [int(t) for t in load_run(path).values("turns")]
-        except ReportError as e:
-            raise ConfigError(f"--turn-cap: {e}") from None
+            ids = list(json.loads((path / "preds.json").read_text()))
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"--turn-cap: {path / 'preds.json'} is not readable ({e})") from None
+        summaries = [path / iid / "summary.json" for iid in ids]
+    else:
+        summaries = sorted(path.glob("**/summary.json"))
     turns = []
-    for summary in sorted(path.glob("**/summary.json")):
+    for summary in summaries:
         try:
             data = json.loads(summary.read_text())
             turns.append(int(data["usage"]["turns"]))
