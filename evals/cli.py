@@ -15,6 +15,7 @@ app = typer.Typer(
 
 Dataset = Annotated[Path, typer.Option("--dataset", help="instances: a .json list or .jsonl file")]
 ReposDir = Annotated[Path | None, typer.Option("--repos-dir", help="clones of SWE-bench repos (owner__name)")]
+Instances = Annotated[list[str] | None, typer.Option("-i", "--instance", help="instance id (repeatable)")]
 CacheDir = Annotated[
     Path | None, typer.Option("--cache-dir", help="sdists, sources and venvs (default: user cache)")
 ]
@@ -36,9 +37,7 @@ def run(
     output: Annotated[Path, typer.Option("-o", "--output", help="batch output folder (re-run to resume)")],
     repos_dir: ReposDir = None,
     cache_dir: CacheDir = None,
-    instance: Annotated[
-        list[str] | None, typer.Option("-i", "--instance", help="instance id (repeatable)")
-    ] = None,
+    instance: Instances = None,
     slice_: Annotated[str | None, typer.Option("--slice", help="START:STOP or START:STOP:STEP, like Python slicing")] = None,
     filter_: Annotated[
         str | None, typer.Option("--filter", help="regex matched against instance ids")
@@ -112,9 +111,7 @@ def eval_(
     output: Annotated[Path, typer.Option("-o", "--output", help="where run folders are written")] = Path(
         "evaluation"
     ),
-    instance: Annotated[
-        list[str] | None, typer.Option("-i", "--instance", help="instance id (repeatable)")
-    ] = None,
+    instance: Instances = None,
     workers: Annotated[int, typer.Option("-w", "--workers", help="instances graded in parallel")] = 1,
     run_id: Annotated[
         str | None, typer.Option("--run-id", help="name of the run folder (must be new)")
@@ -149,9 +146,7 @@ def validate(
     output: Annotated[Path, typer.Option("-o", "--output", help="where the validation folder is written")] = Path(
         "evaluation"
     ),
-    instance: Annotated[
-        list[str] | None, typer.Option("-i", "--instance", help="instance id (repeatable)")
-    ] = None,
+    instance: Instances = None,
     workers: Annotated[int, typer.Option("-w", "--workers", help="instances checked in parallel")] = 1,
     run_id: Annotated[str | None, typer.Option("--run-id", help="name of the validation folder")] = None,
 ) -> None:
