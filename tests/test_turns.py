@@ -5,7 +5,7 @@ import json
 
 import pytest
 from conftest import make_repo
-from scripted import BUGGY, TEST_CMD, WRONG, critic
+from scripted import BUGGY, PLAN, TEST_CMD, WRONG, critic
 
 from treefix.agent.budget import Limits
 from treefix.agent.config import RunConfig, build_config
@@ -181,3 +181,28 @@ def test_loop_without_turn_control_is_unchanged(tmp_path):
     make_repo(tmp_path, BUGGY)
     answer, messages = run_tool_loop(model.complete, [Message("user", "plan")], tmp_path, turns=2)
     assert answer == "the answer" and not any("Turn reminder" in m.content for m in messages)
+
+
+def test_reminders_count_down_in_code_and_repair_tool_loops(tmp_path):
+    """Code and repair nodes look lines up in a tool loop of their own (2 turns): under fixed turn
+    control each of its turns is preceded by a reminder, the answer turn is not; none sends none."""
+
+    def respond(role, messages):
+        if role == "plan":
+            return PLAN
+        if role == "critic":
+            return critic(0.1)
+        return WRONG if messages[-1].content.startswith("You have used all your tool calls") else LOOK
+
+    for control in ("fixed", "none"):
+        _, model, _ = run_with(tmp_path / control, respond, turn_control=control, limits={"max_nodes": 3})
+        for role in ("code", "repair"):
+            calls = [c for c in model.calls if c[0] == role]
+            assert len(calls) == 3, role  # 2 tool turns and the answer
+            shown = reminders(calls)
+            if control == "none":
+                assert shown == [None, None, None]
+            else:
+                assert "2 turns left for this step" in shown[0], role
+                assert "1 turn left for this step" in shown[1] and "final answer" in shown[1], role
+                assert shown[2] is None

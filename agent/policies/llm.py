@@ -55,7 +55,8 @@ class LLMPolicy:
             if diff and ctx.workspace.apply_diff(tree, diff) is not None:
                 run_tool_loop(call, messages, tree, 0)  # the tree is unusable: no tools, just answer
             else:
-                run_tool_loop(call, messages, tree, CODE_TOOL_TURNS, cache_dir=ctx.map_cache)
+                caps = ctx.turns.loop(CODE_TOOL_TURNS) if ctx.turns else None  # reminders, as in a plan's loop
+                run_tool_loop(call, messages, tree, CODE_TOOL_TURNS, caps, ctx.map_cache)
         reply = last[0]
         problem = unusable(reply)
         self._unusable = self._unusable + [problem] if problem else []
