@@ -38,6 +38,8 @@ class RunConfig:
     exploration: float = 1.0
     widen_k: float = 1.0
     widen_alpha: float = 0.5
+    branch_margin: float = 1.0  # mcts/greedy: deepen when the budget left pays < this many new branches
+    root_children: int = 0  # the root's cap on children (plans); 0: max_children
     # None = the policy's default (POLICY_DEFAULTS), else the general one: an explicit 5 stays 5
     max_children: int | None = None
     exec_weight: float | None = None
@@ -55,6 +57,7 @@ class RunConfig:
     turn_control: str = "none"  # none | fixed | dynamic (agent/turns.py)
     turn_cap: int = 0  # turns per run for fixed/dynamic turn control; 0: limits.max_turns
     turn_window: int = 3  # dynamic: extend while the best value rose within this many nodes
+    turn_start: int = 0  # dynamic: the initial run cap (N or pNN:RUN_DIR); 0: half the hard cap
 
     def resolved(self) -> RunConfig:
         """This config with every unset setting taken from the policy's defaults, then the general ones."""
@@ -81,8 +84,8 @@ class RunConfig:
             "limits.cost_limit": 0, "limits.max_turns": 0, "limits.max_tokens": 0, "limits.time_limit": 0,
             "limits.max_nodes": 0, "limits.max_depth": 1, "limits.turns_per_node": 1,
             "limits.max_output_tokens": 1, "limits.reserve_cost": 0, "workers": 1, "exploration": 0,
-            "widen_k": 0, "widen_alpha": 0, "max_children": 1, "exec_weight": 0, "critic_weight": 0,
-            "map_tokens": 0, "context_window": 0, "reproductions": 0, "turn_cap": 0, "turn_window": 1,
+            "widen_k": 0, "widen_alpha": 0, "branch_margin": 0, "root_children": 0, "max_children": 1, "exec_weight": 0, "critic_weight": 0,
+            "map_tokens": 0, "context_window": 0, "reproductions": 0, "turn_cap": 0, "turn_window": 1, "turn_start": 0,
         }  # fmt: skip
         for key, low in at_least.items():
             head, _, rest = key.partition(".")
@@ -101,6 +104,8 @@ class RunConfig:
             exploration=self.exploration,
             widen_k=self.widen_k,
             widen_alpha=self.widen_alpha,
+            branch_margin=self.branch_margin,
+            root_children=self.root_children,
             max_children=self.max_children,
             max_depth=self.limits.max_depth,
             reproductions=self.reproductions,
@@ -180,7 +185,7 @@ def _set(data: dict[str, Any], key: str, value: Any) -> None:
     if head == "limits" and rest in LIMIT_KEYS or head in LIMIT_KEYS and not rest:
         name = rest or head  # limits may be given without their prefix
         data["limits"][name] = _typed(getattr(Limits(), name), key, value)
-    elif head == "turn_cap" and not rest and isinstance(value, str):
+    elif head in ("turn_cap", "turn_start") and not rest and isinstance(value, str):
         from treefix.agent.turns import parse_turn_cap
 
         data[head] = parse_turn_cap(value)  # N or pNN:RUN_DIR

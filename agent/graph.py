@@ -19,7 +19,7 @@ from treefix.agent.evaluate import evaluate
 from treefix.agent.expand import expand
 from treefix.agent.models.base import ModelError
 from treefix.agent.policies.base import Critic, NoCandidate, Policy, SearchContext, ValueWeights
-from treefix.agent.select import Selector
+from treefix.agent.select import Selector, calls_left
 from treefix.agent.tree import ExecResult, Judgement, Node, NodeKind, NodeStatus
 
 T = TypeVar("T")
@@ -56,7 +56,7 @@ class SearchEngine:
         self.weights = weights or ValueWeights()
         self.workers = max(1, workers)
         self.stop_on_verified = stop_on_verified
-        self.selector = Selector(ctx.store, ctx.params)
+        self.selector = Selector(ctx.store, ctx.params, self._calls_left)
         self.on_event = on_event or (lambda kind, data: None)
         self.evaluator = evaluator  # the test run; the simulator hands in a synthetic one
         self._pool = ThreadPoolExecutor(self.workers) if self.workers > 1 else None
@@ -192,6 +192,9 @@ class SearchEngine:
             n.visits += 1
             n.value_sum += node.value or 0.0
         self.ctx.store.update_many(path)
+
+    def _calls_left(self) -> float | None:
+        return calls_left(self.ctx.budget, self.ctx.turns.run_left() if self.ctx.turns else None)
 
     def _turns_over(self) -> str | None:
         """Turn control between nodes: stop at the run's cap unless it grants an extension."""

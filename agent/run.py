@@ -295,7 +295,7 @@ def turn_control(config: RunConfig, budget: Budget, store: RunStore, emit: Event
     granted = [e["cap"] for e in store.events("turn_extension") if e.get("scope") == "run"]  # a resumed run
     return TurnControl(
         config.turn_control, config.run_turn_cap(), config.turn_window, on_grant, lambda: budget.spent.turns,
-        cap=max(granted, default=0),
+        cap=max(granted, default=0), start=config.turn_start,
     )  # fmt: skip
 
 

@@ -26,7 +26,8 @@ from treefix.agent.errors import ConfigError
 MODES = ("none", "fixed", "dynamic")
 REMIND_AT = 3  # reminders start when this many turns (or fewer) are left
 INITIAL_SHARE = 0.5  # dynamic: the initial cap as a share of the hard cap
-STEP_SHARE = 0.125  # dynamic: one extension as a share of the hard cap
+STEP_SHARE = 0.25  # dynamic: one run extension as a share of the initial cap (1/8 of the hard cap by default)
+RISE = 0.0  # dynamic: how much the best value must rise within the window to count as progress
 ASK_RE = re.compile(r"^\s*EXTEND:\s*(\S.*)$", re.M | re.I)  # the model asks for turns, with a reason
 
 Emit = Callable[[str, dict[str, Any]], None]
@@ -56,29 +57,35 @@ class LoopCaps:
     cap: int
     hard: int
     used: int = 0
+    scope: str = ""  # what the last reminder spoke of: "step", "run" or "" (none)
 
     def reminder(self) -> str | None:
         """The reminder to send before the next turn, or None (mode none, or far from the cap)."""
+        self.scope = ""
         if self.control.mode == "none":
             return None
         left = self.cap - self.used
         run_left = self.control.run_left()
         if run_left is not None and run_left < left:
             if run_left <= REMIND_AT:
+                self.scope = "run"
                 return reminder(max(run_left, 0), "run", self.control.mode == "dynamic")
             return None
         if left > REMIND_AT:
             return None
+        self.scope = "step"
         return reminder(left, "step", self.control.mode == "dynamic" and self.cap < self.hard)
 
     def after(self, reply_text: str) -> None:
-        """A turn was taken; in dynamic mode an ask at the end of the allowance extends it."""
+        """A turn was taken; in dynamic mode an ask extends what the last reminder spoke of: the run
+        (evidence for its next extension) or, at the end of its allowance, this loop."""
         self.used += 1
         reason = asked(reply_text)
         if reason and self.control.mode == "dynamic":
-            self.control.ask(reason)
-            if self.used >= self.cap and self.cap < self.hard:
-                step = max(1, math.ceil(self.hard * STEP_SHARE * 2))  # a loop is short: a quarter
+            if self.scope == "run":  # a step's ask says nothing about the run's progress
+                self.control.ask(reason)
+            elif self.used >= self.cap and self.cap < self.hard:
+                step = max(1, math.ceil(self.hard / 4))  # a loop is short: a quarter of its hard cap
                 self.cap = min(self.hard, self.cap + step)
                 self.control.grant("loop", f"model asked: {reason}", self.cap)
 
@@ -95,6 +102,7 @@ class TurnControl:
     emit: Emit = field(default=lambda kind, data: None)
     spent: Callable[[], int] = field(default=lambda: 0)  # the run's turns so far
     cap: int = 0  # the current run cap
+    start: int = 0  # dynamic: the initial run cap; 0: half the hard cap
     grants: list[dict[str, Any]] = field(default_factory=list)
     _asks: list[str] = field(default_factory=list)
     _repro_seen: int = 0
@@ -103,8 +111,11 @@ class TurnControl:
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ConfigError(f"unknown turn control {self.mode!r}; choose one of {', '.join(MODES)}")
+        self.first = self.run_cap
+        if self.mode == "dynamic":
+            self.first = min(self.start, self.run_cap) if self.start else initial(self.run_cap)
         if not self.cap:
-            self.cap = initial(self.run_cap) if self.mode == "dynamic" else self.run_cap
+            self.cap = self.first
 
     # ---- tool loops ----------------------------------------------------------------------------
     def loop(self, hard: int) -> LoopCaps:
@@ -130,7 +141,7 @@ class TurnControl:
         reason = self.evidence(values, reproductions)
         if not reason:
             return "turn_cap"
-        step = max(1, math.ceil(self.run_cap * STEP_SHARE))
+        step = max(1, math.ceil(self.first * STEP_SHARE))
         self.cap = min(self.run_cap, max(self.cap, self.spent()) + step)
         self.grant("run", reason, self.cap)
         return None
@@ -139,16 +150,15 @@ class TurnControl:
         """Why the search still improves, or "" when nothing says so. Asks are used up by a grant."""
         k = self.window
         recent, before = values[-k:], values[:-k]
-        if recent and max(recent) > max(before, default=0.0):
-            return f"best value rose to {max(recent):.3f} within the last {k} nodes"
-        if reproductions > self._repro_seen:
-            self._repro_seen = reproductions
-            return "a reproduction newly passes"
+        new_repro, self._repro_seen = reproductions > self._repro_seen, max(reproductions, self._repro_seen)
         with self._lock:
-            if self._asks:
-                reason = self._asks[-1]
-                self._asks.clear()
-                return f"model asked: {reason}"
+            ask, self._asks = (self._asks[-1] if self._asks else ""), []
+        if recent and max(recent) > max(before, default=0.0) + RISE:
+            return f"best value rose to {max(recent):.3f} within the last {k} nodes"
+        if new_repro:
+            return "a reproduction newly passes"
+        if ask:
+            return f"model asked: {ask}"
         return ""
 
     def grant(self, scope: str, reason: str, cap: int) -> None:

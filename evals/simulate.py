@@ -347,23 +347,35 @@ def truncated(results: list[Result], budget: int) -> list[Result]:
     return out
 
 
+def budget_blind(config: RunConfig) -> bool:
+    """Does this search ignore the budget left? Then a smaller budget's run is a prefix of a larger
+    one's. Tree strategies with the budget-aware rule (SearchParams.branch_margin) read it."""
+    params = config.params()
+    return params.strategy in ("linear", "best-of-n") or not params.branch_margin
+
+
 def sweep(
     qualities: list[Quality], strategies: tuple[str, ...], budgets: tuple[int, ...], controls: tuple[str, ...],
     tasks: int, seed: int, scratch: Path, progress: Any = None, **knobs: Any,
 ) -> list[Cell]:  # fmt: skip
     """Every (quality, strategy, budget, turn control).
 
-    `none`: one real run per task at the largest budget, read at each smaller one as its prefix
-    (Result.at; the cost of a prefix is pro rata). `fixed` and `dynamic` take their run cap from the
+    `none`: a real run per task and budget; for a search blind to the budget left, one run per task
+    at the largest budget, read at each smaller one as its prefix (Result.at; the cost of a prefix
+    is pro rata). `fixed` and `dynamic` take their run cap from the
     75th percentile of the `none` runs' turns at that budget, as `--turn-cap p75:RUN_DIR` would; they
     run for real, except `fixed` where its cap equals the budget, where it is `none` by definition
     (the simulated model reads no reminder unless it may ask for more turns)."""
     cells: list[Cell] = []
     for q in qualities:
         for strategy in strategies:
-            full = run_cell(q, sim_config(strategy, max(budgets), **knobs), tasks, seed, scratch)
+            blind = budget_blind(sim_config(strategy, max(budgets), **knobs))
+            full = run_cell(q, sim_config(strategy, max(budgets), **knobs), tasks, seed, scratch) if blind else []
             for budget in sorted(budgets):
-                base = truncated(full, budget)
+                if blind:
+                    base = truncated(full, budget)
+                else:
+                    base = run_cell(q, sim_config(strategy, budget, **knobs), tasks, seed, scratch)
                 cells.append(Cell(q.name, strategy, budget, "none", base))
                 cap = max(1, math.ceil(percentile([float(r.turns) for r in base], 75)))
                 for control in controls:

@@ -124,3 +124,23 @@ def test_best_of_n_finishes_a_plan_before_a_new_one(store):
     assert sel.pick().node_id == plan
     add(store, NodeKind.CODE, plan, visits=1)
     assert sel.pick().node_id == root  # no repairs in best-of-n: next plan
+
+
+def test_near_the_end_of_the_budget_the_tree_deepens_instead_of_starting_a_plan(store):
+    """A plan and its code took 6 + 2 model calls here: with 7 calls left a new plan could not reach
+    a test, so the root (free to widen: 4 visits allow 2 plans) sends the pick down the live branch."""
+    root = add(store, NodeKind.ROOT, visits=4, value_sum=1.2)
+    plan = add(store, NodeKind.PLAN, root, visits=4, value_sum=1.2)
+    code = add(store, NodeKind.CODE, plan, visits=3, value_sum=0.9)
+    for nid, calls in ((plan, 6), (code, 2)):
+        node = store.get(nid)
+        node.usage = {"calls": calls}
+        store.update(node)
+    left = [8.0]
+    sel = Selector(store, SearchParams(), room=lambda: left[0])
+    assert sel.pick().node_id == root  # 8 calls pay for a plan and its code: widen
+    left[0] = 7.0
+    assert sel.pick().node_id == plan  # they do not: deepen (another code attempt of the live plan)
+    assert Selector(store, SearchParams(branch_margin=0), room=lambda: 7.0).pick().node_id == root  # rule off
+    assert Selector(store, SearchParams(strategy="best-of-n"), room=lambda: 7.0).pick().node_id == root  # a baseline
+    assert Selector(store, SearchParams(), room=lambda: None).pick().node_id == root  # no limit on calls

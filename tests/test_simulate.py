@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-from treefix.evals.simulate import QUALITIES, sim_config, simulate_one, sweep
+from treefix.evals.simulate import QUALITIES, budget_blind, sim_config, simulate_one, sweep
 
 
 def test_same_seed_same_runs_other_seed_other_runs(tmp_path):
@@ -18,14 +18,17 @@ def test_same_seed_same_runs_other_seed_other_runs(tmp_path):
 
 
 def test_a_smaller_budget_is_the_prefix_of_a_larger_run(tmp_path):
-    """What the sweep relies on to read every budget off one run per task."""
+    """What the sweep relies on to read every budget off one run per task, for a search blind to
+    the budget left (mcts with the budget-aware rule off, linear)."""
     q = QUALITIES["weak"]
-    for strategy in ("mcts", "linear"):
+    for strategy, knobs in (("mcts", {"branch_margin": 0}), ("linear", {})):
+        assert budget_blind(sim_config(strategy, 64, **knobs))
         for i in range(3):
-            big = simulate_one(i, 1, q, sim_config(strategy, 64), tmp_path)
+            big = simulate_one(i, 1, q, sim_config(strategy, 64, **knobs), tmp_path)
             for budget in (8, 20):
-                small = simulate_one(i, 1, q, sim_config(strategy, budget), tmp_path)
+                small = simulate_one(i, 1, q, sim_config(strategy, budget, **knobs), tmp_path)
                 assert (small.resolved, small.turns) == big.at(budget)
+    assert not budget_blind(sim_config("mcts", 64))  # the budget-aware rule reads it: run every budget
 
 
 def test_dynamic_turn_control_stays_within_its_cap(tmp_path):

@@ -151,9 +151,11 @@ def test_dynamic_run_never_passes_its_hard_cap(tmp_path):
             return asked
         return critic(min(next(values), 1.0)) if role == "critic" else WRONG
 
+    # branch_margin 0: new plans start near the cap too, so their loops see run reminders and ask
     outcome, model, events = run_with(
-        tmp_path, respond, turn_control="dynamic", turn_cap=30, limits={"turns_per_node": 5, "max_nodes": 40}
-    )
+        tmp_path, respond, turn_control="dynamic", turn_cap=30, branch_margin=0,
+        limits={"turns_per_node": 5, "max_nodes": 40},
+    )  # fmt: skip
     grants = [d for k, d in events if k == "turn_extension"]
     assert any(g["scope"] == "run" for g in grants)
     assert all(g["cap"] <= 30 for g in grants)
@@ -206,3 +208,23 @@ def test_reminders_count_down_in_code_and_repair_tool_loops(tmp_path):
                 assert "2 turns left for this step" in shown[0], role
                 assert "1 turn left for this step" in shown[1] and "final answer" in shown[1], role
                 assert shown[2] is None
+
+
+def test_only_an_ask_after_a_run_reminder_is_evidence_for_the_run():
+    """An `EXTEND:` in answer to a step reminder extends that tool loop, never the run."""
+    spent = [0]
+    tc = TurnControl("dynamic", 40, 3, lambda k, d: None, lambda: spent[0], cap=10)
+    loop = tc.loop(8)  # dynamic: starts at 4 turns
+    loop.used = 1
+    assert "3 turns left for this step" in loop.reminder()
+    loop.after("EXTEND: reading the parser")
+    spent[0] = 10
+    assert tc.over([0.5, 0.1, 0.1, 0.1], 0) == "turn_cap"  # flat values, no reproduction: no grant
+
+    spent[0] = 9
+    tc = TurnControl("dynamic", 40, 3, lambda k, d: None, lambda: spent[0], cap=10)
+    loop = tc.loop(8)
+    assert "1 turn left for this run" in loop.reminder()
+    loop.after("EXTEND: the fix is one repair away")
+    spent[0] = 10
+    assert tc.over([0.5, 0.1, 0.1, 0.1], 0) is None and "one repair away" in tc.grants[0]["reason"]
