@@ -194,7 +194,7 @@ class SearchEngine:
         self.ctx.store.update_many(path)
 
     def _calls_left(self) -> float | None:
-        return calls_left(self.ctx.budget, self.ctx.turns.run_left() if self.ctx.turns else None)
+        return calls_left(self.ctx.budget)  # the hard limits: a dynamic run's soft cap may be extended
 
     def _turns_over(self) -> str | None:
         """Turn control between nodes: stop at the run's cap unless it grants an extension."""

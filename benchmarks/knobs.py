@@ -1,10 +1,12 @@
-"""Selection knobs in the search simulator: exploration constant, progressive widening, value weights.
+"""Selection knobs in the search simulator, judged against the baselines on TUNING seeds.
 
-    python -m benchmarks.knobs [--tasks 60] [--seed 1] [-q weak -q medium]
+    python -m benchmarks.knobs [--tasks 100] [--seed 1] [-q medium -q strong] [-s NAME ...]
 
-MCTS without turn control, one knob moved at a time from the defaults, resolve rate per turn
-budget (each budget read off one run per task at the largest, see evals/simulate.py). The seed
-differs from the simulator's default so the choice is not judged on the tasks it was made on.
+Resolve rate per turn budget (8..128) for the baselines (linear, best-of-n, greedy) and for MCTS
+with one setting at a time: the old defaults, progressive widening alpha, the budget-aware rule
+(branch_margin), the exploration constant, the root's cap. No turn control. The seed (1) differs
+from the one the simulator's table is reported on (`python -m treefix.evals.simulate --seed 7`),
+so the defaults chosen here are judged on held-out tasks.
 """
 
 from __future__ import annotations
@@ -13,39 +15,43 @@ import argparse
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from treefix.evals.simulate import BUDGETS, QUALITIES, sweep
 
-SETTINGS: dict[str, dict[str, float]] = {
-    "defaults (c=1, k=1, alpha=0.5, exec/critic 0.7/0.3)": {},
-    "exploration 0.25": {"exploration": 0.25},
-    "exploration 0.5": {"exploration": 0.5},
-    "exploration 2": {"exploration": 2.0},
-    "widen alpha 0.3": {"widen_alpha": 0.3},
-    "widen alpha 0.7": {"widen_alpha": 0.7},
-    "widen k 2": {"widen_k": 2.0},
-    "weights 0.5/0.5": {"exec_weight": 0.5, "critic_weight": 0.5},
-    "weights 0.9/0.1": {"exec_weight": 0.9, "critic_weight": 0.1},
+OLD = {"widen_alpha": 0.5, "branch_margin": 0.0, "exploration": 1.0}  # the defaults before this sweep
+SETTINGS: dict[str, tuple[str, dict[str, Any]]] = {
+    "linear": ("linear", {}),
+    "best-of-n": ("best-of-n", {}),
+    "greedy (defaults)": ("greedy", {}),
+    "mcts old defaults (alpha 0.5, c 1, no budget rule)": ("mcts", OLD),
+    "mcts alpha 0.7, no budget rule": ("mcts", {**OLD, "widen_alpha": 0.7}),
+    "mcts budget rule, alpha 0.5": ("mcts", {**OLD, "branch_margin": 1.0}),
+    "mcts alpha 0.7 + budget rule, c 1": ("mcts", {**OLD, "widen_alpha": 0.7, "branch_margin": 1.0}),
+    "mcts alpha 0.85 + budget rule, c 1": ("mcts", {**OLD, "widen_alpha": 0.85, "branch_margin": 1.0}),
+    "mcts (defaults)": ("mcts", {}),
 }
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--tasks", type=int, default=60)
+    ap.add_argument("--tasks", type=int, default=100)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("-q", "--quality", action="append", choices=sorted(QUALITIES))
+    ap.add_argument("-s", "--setting", action="append", choices=sorted(SETTINGS), help="only these rows")
     args = ap.parse_args()
-    qualities = [QUALITIES[q] for q in args.quality or ["weak", "medium"]]
+    qualities = [QUALITIES[q] for q in args.quality or ["medium", "strong"]]
+    names = args.setting or list(SETTINGS)
     started = time.monotonic()
-    header = "| quality | setting | " + " | ".join(str(b) for b in BUDGETS) + " | mean |"
-    lines = [header, "|---|---|" + "---|" * (len(BUDGETS) + 1)]
+    header = "| quality | setting | " + " | ".join(str(b) for b in BUDGETS) + " |"
+    lines = [header, "|---|---|" + "---|" * len(BUDGETS)]
     with tempfile.TemporaryDirectory(prefix="treefix-knobs-") as scratch:
         for q in qualities:
-            for name, knobs in SETTINGS.items():
-                cells = sweep([q], ("mcts",), BUDGETS, ("none",), args.tasks, args.seed, Path(scratch), **knobs)
-                rates = [c.resolve_rate for c in cells]
-                lines.append(f"| {q.name} | {name} | " + " | ".join(f"{r:.1%}" for r in rates)
-                             + f" | {sum(rates) / len(rates):.1%} |")  # fmt: skip
+            for name in names:
+                strategy, knobs = SETTINGS[name]
+                cells = sweep([q], (strategy,), BUDGETS, ("none",), args.tasks, args.seed, Path(scratch), **knobs)
+                parts = [f"{c.resolve_rate:.1%} ({c.mean_turns:.1f}t)" for c in cells]
+                lines.append(f"| {q.name} | {name} | " + " | ".join(parts) + " |")
                 print(lines[-1], flush=True)
     print()
     print("\n".join(lines))
