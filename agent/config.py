@@ -20,15 +20,11 @@ from treefix.agent.errors import ConfigError
 from treefix.agent.policies.base import ValueWeights
 from treefix.agent.select import STRATEGIES, SearchParams
 
-# widen_alpha and exploration for model policies were chosen in the search simulator (benchmarks/knobs.py,
-# docs/turns-and-simulation.md): wider trees and less exploration beat 0.5 and 1.0 there.
-GENERAL_DEFAULTS: dict[str, Any] = {
-    "max_children": 5, "exec_weight": 0.7, "critic_weight": 0.3, "widen_alpha": 0.7, "exploration": 0.25,
-}  # fmt: skip
+GENERAL_DEFAULTS: dict[str, Any] = {"max_children": 5, "exec_weight": 0.7, "critic_weight": 0.3}
 # Offline candidates are cheap and judged by execution alone: the fix is usually among a top-ranked
 # line's many operators, so a node may have many children, and the value is the execution measure.
 POLICY_DEFAULTS: dict[str, dict[str, Any]] = {
-    "offline": {"max_children": 16, "exec_weight": 0.0, "critic_weight": 1.0, "widen_alpha": 0.5, "exploration": 1.0},
+    "offline": {"max_children": 16, "exec_weight": 0.0, "critic_weight": 1.0},
 }
 
 
@@ -39,9 +35,9 @@ class RunConfig:
     search: str = "mcts"
     limits: Limits = field(default_factory=Limits)
     workers: int = 1
-    exploration: float | None = None  # None: the policy's default (see GENERAL_DEFAULTS)
+    exploration: float = 1.0  # the simulator favours 0.25 with widen_alpha 0.7 (docs/turns-and-simulation.md)
     widen_k: float = 1.0
-    widen_alpha: float | None = None
+    widen_alpha: float = 0.5
     branch_margin: float = 1.0  # mcts/greedy: deepen when the budget left pays < this many new branches
     root_children: int = 0  # the root's cap on children (plans); 0: max_children
     # None = the policy's default (POLICY_DEFAULTS), else the general one: an explicit 5 stays 5

@@ -15,12 +15,11 @@ from treefix.agent.task import Task
 from treefix.agent.tree import NodeKind
 
 
-def run_with(tmp_path, responder, monkeypatch, knobs=None, **limits):
-    """run_fix with a scripted model handed in; `knobs`: other RunConfig settings."""
+def run_with(tmp_path, responder, monkeypatch, **limits):
+    """run_fix with a scripted model handed in."""
     model = ScriptedModel(responder)
     repo = make_repo(tmp_path / "repo", BUGGY)
-    limits = Limits(**{"cost_limit": 0, "max_nodes": 8, **limits})
-    config = RunConfig(model="scripted", limits=limits, **(knobs or {}))
+    config = RunConfig(model="scripted", limits=Limits(**{"cost_limit": 0, "max_nodes": 8, **limits}))
     task = Task(repo=repo, problem_statement="clamp(9, 0, 5) returns 0, expected 5", test_cmd=TEST_CMD)
     return run_fix(task, config, tmp_path / "run", model=model), model
 
@@ -61,8 +60,7 @@ def test_critic_advice_reaches_the_next_sibling(tmp_path, monkeypatch):
             return ModelError("repairs disabled in this test")
         return codes.pop(0)
 
-    # alpha 0.5: the plan gets a second code child before the root widens (0.7 would start a new plan)
-    outcome, model = run_with(tmp_path, respond, monkeypatch, knobs={"widen_alpha": 0.5}, max_nodes=12)
+    outcome, model = run_with(tmp_path, respond, monkeypatch, max_nodes=12)
     code_prompts = [m[-1].content for role, m in model.calls if role == "code"]
     assert "ADVICE-FOR-SIBLING" not in code_prompts[0]
     assert any("ADVICE-FOR-SIBLING" in p for p in code_prompts[1:])
