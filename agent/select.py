@@ -192,12 +192,11 @@ class Selector:
         return best[1], best[2], best[3]
 
 
-def calls_left(budget: Budget, run_left: int | None = None) -> float | None:
-    """About how many more model calls the budget pays for: the turns left (`run_left`: to the turn
-    control's current cap, which a dynamic run may only pass on evidence), and the cost and tokens
+def calls_left(budget: Budget) -> float | None:
+    """About how many more model calls the budget pays for: the turns left, and the cost and tokens
     left at this run's mean per call so far. None when no such limit is set."""
     lim, s = budget.limits, budget.spent
-    left: list[float] = [] if run_left is None else [run_left]
+    left: list[float] = []
     if lim.max_turns:
         left.append(lim.max_turns - s.turns)
     if s.turns and lim.cost_limit and s.cost > 0:
