@@ -294,8 +294,8 @@ class _Loop:
             with display:
                 self._pump(display)
         finally:
-            if previous is not None:
-                signal.signal(signal.SIGINT, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
     def _pump(self, display) -> None:  # type: ignore[no-untyped-def]
         assert self.executor is not None
@@ -353,14 +353,22 @@ class _Loop:
             return True
         return False
 
-    def _install_sigint(self):  # type: ignore[no-untyped-def]
+    def _install_sigint(self) -> dict[int, object]:
+        """Ctrl-C counts; SIGTERM (a scheduler or `kill`) kills what runs at once, like a second
+        Ctrl-C. Without it the runner would die alone and leave its workers testing."""
         if threading.current_thread() is not threading.main_thread():
-            return None
+            return {}
 
         def handler(signum: int, frame: object) -> None:
             self.interrupts += 1
 
-        return signal.signal(signal.SIGINT, handler)
+        def terminate(signum: int, frame: object) -> None:
+            self.interrupts = max(self.interrupts, 2)
+
+        return {
+            signal.SIGINT: signal.signal(signal.SIGINT, handler),
+            signal.SIGTERM: signal.signal(signal.SIGTERM, terminate),
+        }
 
 
 def _print_end(
