@@ -129,6 +129,9 @@ def progress_printer(console: Console):  # type: ignore[no-untyped-def]
             state["since"] = time.monotonic()
             verb = "resumed" if data.get("resumed") else "started"
             console.print(f"[dim]run {data['run_id']} {verb}: {escape(str(data['run_dir']))}[/]", highlight=False)
+            if data.get("restored"):
+                names = ", ".join(data["restored"])
+                console.print(f"[dim]tests run with the environment the run started with: {names}[/]", highlight=False)
         elif kind == "call_start":
             waiting.start(data["role"])
         elif kind == "call":
