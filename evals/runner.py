@@ -398,7 +398,7 @@ def _print_end(
     ]
     if opts.repos_dir:
         cmd += ["--repos-dir", str(opts.repos_dir)]
-    cmd += ["-o", str(out / "eval")]
+    # no -o: grades of a batch folder's preds.json go to its eval/, where `report` looks
     # soft_wrap: commands and paths stay on one line, so they can be copied
     console.print(f"predictions: {out / 'preds.json'}", soft_wrap=True, markup=False)
     console.print(f"grade them with:\n  {shlex.join(cmd)}", soft_wrap=True, markup=False, highlight=False)
