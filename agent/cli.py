@@ -203,17 +203,32 @@ def resume(run: Annotated[str, typer.Argument(help="run id or run directory")]) 
 @app.command()
 def inspect(
     run: Annotated[str, typer.Argument(help="run id or run directory")],
-    html: Annotated[Path | None, typer.Option("--html", help="also write the tree as an HTML page")] = None,
+    node: Annotated[
+        str | None, typer.Option("--node", help="show one node in full: plan, diff, tests, output, critic")
+    ] = None,
+    html: Annotated[
+        Path | None, typer.Option("--html", help="write the tree as one self-contained HTML page (opens offline)")
+    ] = None,
 ) -> None:
-    """Print the tree of a run: kind, value, visits, tests and cost per node."""
-    from treefix.agent.inspect import LEGEND, load_tree, render_tree, write_html
+    """Print the tree of a run: kind, value, visits, tests and cost per node (--node: one node in full)."""
+    from treefix.agent.inspect import LEGEND, load_tree, render_tree
 
-    tree = _guarded(lambda: load_tree(_run_dir(run)))
-    out.print(render_tree(tree))
-    out.print(f"[dim]{LEGEND}[/]", highlight=False)
+    run_dir = _guarded(lambda: _run_dir(run))
+    tree = _guarded(lambda: load_tree(run_dir))
+    if node is not None:
+        from treefix.agent.inspect_node import node_detail
+
+        out.print(_guarded(lambda: node_detail(tree, node)), highlight=False)
+    else:
+        out.print(render_tree(tree))
+        out.print(f"[dim]{LEGEND}[/]", highlight=False)
     if html:
-        _guarded(lambda: write_html(tree, html))
-        console.print(f"wrote {html}")
+        from treefix.agent.inspect_page import write_page
+
+        summary_file = run_dir / "summary.json"
+        summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
+        _guarded(lambda: write_page(tree, summary, LEGEND, html))
+        console.print(f"wrote {html}", markup=False, highlight=False)
 
 
 @app.command()
