@@ -192,7 +192,8 @@ def fresh(work: Path) -> State:
     clone = work / "treefix"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
     venv = work / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    # without its own pip and setuptools: this Python's (dev: setuptools>=68) build the clone offline
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)], check=True)
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH", "COLUMNS")}
     env |= {
         "PATH": f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}",
