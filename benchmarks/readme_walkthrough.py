@@ -173,6 +173,7 @@ STEPS = [
          "needs the mirrors benchmarks/generalise/README.md describes"),
     Step(r"make test", "not run", "the whole suite, as above"),
     Step(r"make lint", "fast", "ruff on the clone", lint),
+    Step(r"python -m benchmarks\.readme_walkthrough", "not run", "this walkthrough itself"),
     Step(r"python -m benchmarks\.engine", "slow", "a benchmark: exits 0 and prints its figures", lambda st, c: lint(st, c)),
 ]
 
