@@ -208,12 +208,12 @@ def fresh(work: Path) -> State:
 
 
 def walk(fast: bool, keep: Path | None = None) -> list[str]:
-    commands = readme_commands((ROOT / "README.md").read_text())
-    steps = plan(commands)
+    plan(readme_commands((ROOT / "README.md").read_text()))  # before any work: every command is known
     work = keep or Path(tempfile.mkdtemp(prefix="readme-walk-"))
     report: list[str] = []
     try:
         state = fresh(work)
+        steps = plan(readme_commands((state.clone / "README.md").read_text()))  # the README as committed
         for cmd, step in steps:
             if step.run is None or step.speed == "not run" or (fast and step.speed == "slow"):
                 reason = step.why if step.speed == "not run" or step.run is None else f"slow ({step.why})"
