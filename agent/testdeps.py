@@ -68,8 +68,8 @@ def programs(test_cmd: str | None, path: str) -> dict[str, str]:
             continue
         name = words[0]
         where = name if os.path.isabs(name) else shutil.which(name, path=path) if "/" not in name else None
-        if where:
-            found[name] = os.path.realpath(where) if os.path.islink(os.path.dirname(where)) else where
+        if where:  # as found, not resolved: a venv's python is a link that dies with the venv
+            found[name] = where
     return found
 
 
