@@ -6,8 +6,8 @@
 Each command of a ```bash block of README.md must match one step below, so a new README command
 fails here until it is walked through (or listed with the reason it is not run). Placeholders
 (`RUN`, `[REPO]`, a node id) are filled from the results of earlier commands. The clone is of the
-committed HEAD; pip runs offline (no index, no build isolation), with the dependencies this Python
-already has (the venv sees its site-packages).
+committed HEAD; its install runs offline (no index, no build isolation), with the dependencies this
+Python already has (the venv sees its site-packages).
 """
 
 from __future__ import annotations
@@ -71,10 +71,17 @@ class Failed(AssertionError):
     pass
 
 
-def sh(state: State, cmd: str, cwd: Path | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
+# Only for installing the clone: offline, with the setuptools this Python has. Not for the commands
+# after it: the task venvs `swebench run` builds must install their packages the usual way.
+PIP_OFFLINE = {"PIP_NO_INDEX": "1", "PIP_NO_BUILD_ISOLATION": "0", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+
+
+def sh(
+    state: State, cmd: str, cwd: Path | None = None, timeout: float = 900, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     start = time.monotonic()
-    res = subprocess.run(["bash", "-c", cmd], cwd=cwd or state.clone, env=state.env, capture_output=True,
-                         text=True, timeout=timeout)  # fmt: skip
+    res = subprocess.run(["bash", "-c", cmd], cwd=cwd or state.clone, env={**state.env, **(env or {})},
+                         capture_output=True, text=True, timeout=timeout)  # fmt: skip
     state.log.append(f"$ {cmd}   [{time.monotonic() - start:.1f}s, exit {res.returncode}]")
     return res
 
@@ -85,7 +92,7 @@ def expect(ok: bool, what: str, res: subprocess.CompletedProcess) -> None:
 
 
 def install_and_demo(state: State, cmd: str) -> None:
-    res = sh(state, cmd)
+    res = sh(state, cmd, env=PIP_OFFLINE)
     expect(res.returncode == 0, "the demo must exit 0 (a verified patch)", res)
     out = res.stdout + res.stderr
     expect("verified" in out and "patch" in out, "the demo prints the tree and the patch", res)
@@ -199,9 +206,6 @@ def fresh(work: Path) -> State:
     env |= {
         "PATH": f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}",
         "VIRTUAL_ENV": str(venv),
-        "PIP_NO_INDEX": "1",  # offline: what this Python has is what the clone gets
-        "PIP_NO_BUILD_ISOLATION": "0",  # pip's spelling of --no-build-isolation
-        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
         "TREEFIX_CONFIG_DIR": str(work / "config"),  # no user settings leak in
     }
     return State(clone, env)
