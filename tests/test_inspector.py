@@ -60,6 +60,12 @@ def test_node_shows_plan_diff_tests_output_critic_and_children(run):
     assert "plan" in plan and "ROOT CAUSE: calc/ops.py returns lo when x > hi." in plan  # the plan text
 
 
+def test_the_tree_says_how_the_run_ended_and_why_its_patch_was_chosen(run):
+    run_dir, tree = run
+    first = inspect(str(run_dir)).stdout.splitlines()[0]
+    assert first.startswith("verified") and f"chosen {tree['best'][:8]} by rule {tree['choice']['rule']}" in first
+
+
 def test_unknown_node_is_one_message_and_exit_2(run):
     run_dir, _ = run
     res = inspect(str(run_dir), "--node", "nothere")
