@@ -295,7 +295,8 @@ class _Loop:
                 self._pump(display)
         finally:
             for sig, handler in previous.items():
-                signal.signal(sig, handler)
+                if handler is not None:  # None: set outside Python, cannot be put back
+                    signal.signal(sig, handler)
 
     def _pump(self, display) -> None:  # type: ignore[no-untyped-def]
         assert self.executor is not None
