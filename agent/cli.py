@@ -203,17 +203,44 @@ def resume(run: Annotated[str, typer.Argument(help="run id or run directory")]) 
 @app.command()
 def inspect(
     run: Annotated[str, typer.Argument(help="run id or run directory")],
-    html: Annotated[Path | None, typer.Option("--html", help="also write the tree as an HTML page")] = None,
+    node: Annotated[
+        str | None, typer.Option("--node", help="show one node in full: plan, diff, tests, output, critic")
+    ] = None,
+    html: Annotated[
+        Path | None, typer.Option("--html", help="write the tree as one self-contained HTML page (opens offline)")
+    ] = None,
 ) -> None:
-    """Print the tree of a run: kind, value, visits, tests and cost per node."""
-    from treefix.agent.inspect import LEGEND, load_tree, render_tree, write_html
+    """Print the tree of a run: kind, value, visits, tests and cost per node (--node: one node in full)."""
+    from treefix.agent.inspect import LEGEND, load_tree, render_tree
+    from treefix.agent.inspect_page import run_line
 
-    tree = _guarded(lambda: load_tree(_run_dir(run)))
-    out.print(render_tree(tree))
-    out.print(f"[dim]{LEGEND}[/]", highlight=False)
+    run_dir = _guarded(lambda: _run_dir(run))
+    tree = _guarded(lambda: load_tree(run_dir))
+    summary_file = run_dir / "summary.json"
+    summary = _guarded(lambda: _read_json(summary_file)) if summary_file.is_file() else {}
+    if node is not None:
+        from treefix.agent.inspect_node import node_detail
+
+        out.print(_guarded(lambda: node_detail(tree, node)), highlight=False)
+    else:
+        out.print(run_line(tree, summary), markup=False, highlight=False)
+        out.print(render_tree(tree))
+        out.print(f"[dim]{LEGEND}[/]", highlight=False)
     if html:
-        _guarded(lambda: write_html(tree, html))
-        console.print(f"wrote {html}")
+        from treefix.agent.inspect_page import write_page
+
+        _guarded(lambda: write_page(tree, summary, LEGEND, html))
+        console.print(f"wrote {html}", markup=False, highlight=False)
+
+
+def _read_json(path: Path) -> dict:
+    from treefix.agent.errors import ConfigError
+
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{path}: not readable JSON ({e})") from None
+    return data if isinstance(data, dict) else {}
 
 
 @app.command()

@@ -88,15 +88,6 @@ LEGEND = (
 )
 
 
-def write_html(tree: dict[str, Any], path: Path) -> None:
-    console = Console(record=True, width=140, file=open("/dev/null", "w"))  # noqa: SIM115
-    console.print(render_tree(tree))
-    try:
-        path.write_text(console.export_html())
-    except OSError as e:
-        raise ConfigError(f"cannot write {path}: {e.strerror or e}") from None
-
-
 def runs_table(runs_dir: Path) -> Table:
     table = Table()
     for name, width in (("run", 22), ("status", 10), ("nodes", 5), ("cost", 7)):
@@ -129,6 +120,9 @@ def progress_printer(console: Console):  # type: ignore[no-untyped-def]
             state["since"] = time.monotonic()
             verb = "resumed" if data.get("resumed") else "started"
             console.print(f"[dim]run {data['run_id']} {verb}: {escape(str(data['run_dir']))}[/]", highlight=False)
+            if data.get("restored"):
+                names = ", ".join(data["restored"])
+                console.print(f"[dim]tests run with the environment the run started with: {names}[/]", highlight=False)
         elif kind == "call_start":
             waiting.start(data["role"])
         elif kind == "call":

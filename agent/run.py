@@ -8,7 +8,7 @@ import secrets
 import sqlite3
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,8 @@ from treefix.agent.outputs import choose, final_patch, not_improved_reason, writ
 from treefix.agent.policies.base import Critic, Policy, SearchContext
 from treefix.agent.store import RunStore
 from treefix.agent.task import Task
+from treefix.agent.testdeps import META_KEY as TEST_DEPS
+from treefix.agent.testdeps import TestDeps, capture, restore
 from treefix.agent.tree import ExecResult, Node, NodeKind, NodeStatus
 from treefix.agent.turns import TurnControl
 from treefix.tools.sandbox import default_sandbox
@@ -101,6 +103,7 @@ def run_fix(
     store.set_meta("run_id", run_id)
     store.set_meta("task", task.to_dict())
     store.set_meta("config", config.to_dict())
+    store.set_meta(TEST_DEPS, capture(task).to_dict())  # what `resume` restores
     run = Run(store, run_dir, task, config, workspace, owns_workspace=owned, made_dir=made_dir)
     return _run(run, on_event, ledger, agents or model_agents(model))
 
@@ -143,10 +146,19 @@ def resume_run(
     except (ConfigError, WorkspaceError):
         store.close()
         raise
-    if moved is not None:
+    restored: list[str] = []
+    if moved is not None:  # a rebuilt environment: the task brings its own
         task = Task(**{**moved.to_dict(), "repo": workspace.root, "base": workspace.base_sha})
         store.set_meta("task", task.to_dict())
-    return _run(Run(store, run_dir, task, stored, workspace, resumed=True), on_event, ledger, agents or model_agents(model))
+    elif (deps := store.get_meta(TEST_DEPS)) is not None:  # the shell that started the run
+        try:
+            task, restored = restore(TestDeps.from_dict(deps), task)
+        except ConfigError:
+            workspace.close()
+            store.close()
+            raise
+    run = Run(store, run_dir, task, stored, workspace, resumed=True, restored=restored)
+    return _run(run, on_event, ledger, agents or model_agents(model))
 
 
 def open_store(run_dir: Path) -> RunStore:
@@ -176,6 +188,7 @@ class Run:
     resumed: bool = False
     owns_workspace: bool = True
     made_dir: bool = False  # a new run whose folder this process made (removed if the run cannot start)
+    restored: list[str] = field(default_factory=list)  # test variables resume set back to the run's start
 
 
 def _run(run: Run, on_event: EventSink | None, ledger: Ledger | None, agents: AgentsFactory) -> RunOutcome:
@@ -188,7 +201,8 @@ def _run(run: Run, on_event: EventSink | None, ledger: Ledger | None, agents: Ag
         started = True
         emit("started", {"run_id": run.store.get_meta("run_id"), "run_dir": str(run.run_dir),
                          "repo": str(run.task.repo), "resumed": run.resumed, "nodes": budget.spent.nodes,
-                         "max_nodes": run.config.limits.max_nodes, "elapsed": budget.spent.elapsed})  # fmt: skip
+                         "max_nodes": run.config.limits.max_nodes, "elapsed": budget.spent.elapsed,
+                         "restored": run.restored})  # fmt: skip
         ctx = _open(run, budget, made)
         ctx.turns = turn_control(run.config, budget, run.store, emit)
         status = _search(run, ctx, made, emit)

@@ -108,9 +108,14 @@ def eval_(
     predictions: Annotated[str, typer.Option("--predictions", help="preds.json / .jsonl, or gold, or empty")],
     repos_dir: ReposDir = None,
     cache_dir: CacheDir = None,
-    output: Annotated[Path, typer.Option("-o", "--output", help="where run folders are written")] = Path(
-        "evaluation"
-    ),
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "-o", "--output",
+            help="where run folders are written (default: RUN/eval for a batch folder's preds.json, "
+            "where `report RUN` looks; else ./evaluation)",
+        ),
+    ] = None,
     instance: Instances = None,
     workers: Annotated[int, typer.Option("-w", "--workers", help="instances graded in parallel")] = 1,
     run_id: Annotated[
@@ -129,13 +134,21 @@ def eval_(
             predictions=predictions,
             repos_dir=repos_dir,
             cache_dir=cache_dir,
-            output=output,
+            output=output or default_eval_dir(predictions),
             instance_ids=instance or [],
             workers=workers,
             run_id=run_id,
             docker=docker,
         )  # fmt: skip
     )
+
+
+def default_eval_dir(predictions: str) -> Path:
+    """Grades of a batch folder's predictions go into that folder's eval/, where `report` finds them."""
+    path = Path(predictions)
+    if predictions not in ("gold", "empty") and path.is_file() and (path.parent / "preds.json").is_file():
+        return path.parent / "eval"
+    return Path("evaluation")
 
 
 @app.command()
@@ -183,4 +196,6 @@ def report(
     except ReportError as e:
         _fail(str(e))
     Console().print(md.read_text(), markup=False, highlight=False)
-    Console(stderr=True, emoji=False).print(f"wrote {md} and {md.parent / 'cost_hist.png'}")
+    hist = md.parent / "cost_hist.png"
+    wrote = f"wrote {md} and {hist}" if hist.is_file() else f"wrote {md}"
+    Console(stderr=True, emoji=False).print(wrote, markup=False, highlight=False)

@@ -15,6 +15,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Any, Protocol
 
 from treefix.evals.worker import FORWARDED, WorkItem, WorkResult, error_result, solve
+from treefix.tools.proctree import kill_tree
 
 
 @dataclass
@@ -39,7 +40,7 @@ PRELOAD = [
     "treefix.evals.environment",
     "treefix.agent.run",
     "treefix.agent.policies.llm",
-        "langgraph.checkpoint.sqlite",
+    "langgraph.checkpoint.sqlite",
 ]
 
 
@@ -154,7 +155,7 @@ class LocalExecutor:
 
     def kill_all(self) -> None:
         for p in list(self._procs.values()):
-            p.process.kill()
+            kill_tree(p.process.pid)  # the worker and its test commands, which run in their own sessions
         for p in list(self._procs.values()):
             p.process.join(timeout=5)
             p.conn.close()

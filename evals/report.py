@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import statistics
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -107,8 +108,10 @@ def write_report(paths: list[Path], eval_reports: list[Path], output: Path | Non
     md = output / "report.md"
     try:
         output.mkdir(parents=True, exist_ok=True)
-        cost_histogram(runs, output / "cost_hist.png")
-        md.write_text(markdown(runs))
+        hist = output / "cost_hist.png"
+        hist.unlink(missing_ok=True)  # an old one would show other figures
+        drawn = cost_histogram(runs, hist)
+        md.write_text(markdown(runs, drawn))
     except OSError as e:
         raise ReportError(f"cannot write to {output}: {e.strerror or e}") from None
     return md
@@ -121,7 +124,7 @@ def _unique_names(runs: list[RunFigures]) -> None:
             r.name = f"{r.path.parent.name}/{r.path.name}"
 
 
-def markdown(runs: list[RunFigures]) -> str:
+def markdown(runs: list[RunFigures], histogram: bool = True) -> str:
     rows: list[tuple[str, list[str]]] = [
         ("model", [r.model for r in runs]),
         ("visible tests", ["yes (opt-in)" if r.visible_tests else "no (hidden)" for r in runs]),
@@ -151,7 +154,8 @@ def markdown(runs: list[RunFigures]) -> str:
         "",
     ]
     lines += calibration(runs)
-    lines += ["![cost per instance](cost_hist.png)", "", "## Per instance", ""]
+    lines += ["![cost per instance](cost_hist.png)", ""] if histogram else []
+    lines += ["## Per instance", ""]
     ids = sorted({i for r in runs for i in r.instances})
     per = [[i, *[_cell(r.instances.get(i)) for r in runs]] for i in ids]
     lines += [_table(["instance", *[r.name for r in runs]], per), ""]
@@ -220,7 +224,9 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(out)
 
 
-def cost_histogram(runs: list[RunFigures], path: Path) -> None:
+def cost_histogram(runs: list[RunFigures], path: Path) -> bool:
+    """Draw the histogram; False (and a one-line note) when matplotlib is not installed: the tables
+    are the report, the figure is an extra."""
     try:
         import matplotlib
 
@@ -228,7 +234,8 @@ def cost_histogram(runs: list[RunFigures], path: Path) -> None:
         import matplotlib.pyplot as plt
         from matplotlib.ticker import MaxNLocator
     except ImportError:
-        raise ReportError("the cost histogram needs matplotlib: pip install 'treefix[report]'") from None
+        print("note: no cost histogram: it needs matplotlib (pip install 'treefix[report]')", file=sys.stderr)
+        return False
     fig, ax = plt.subplots(figsize=(7, 4))
     top = max([c for r in runs for c in r.values("cost")] + [0.0])
     span = top if top > 0 else 0.01  # all free (offline, replay): one bar at $0 on a readable axis
@@ -243,3 +250,4 @@ def cost_histogram(runs: list[RunFigures], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+    return True

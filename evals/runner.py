@@ -294,8 +294,9 @@ class _Loop:
             with display:
                 self._pump(display)
         finally:
-            if previous is not None:
-                signal.signal(signal.SIGINT, previous)
+            for sig, handler in previous.items():
+                if handler is not None:  # None: set outside Python, cannot be put back
+                    signal.signal(sig, handler)
 
     def _pump(self, display) -> None:  # type: ignore[no-untyped-def]
         assert self.executor is not None
@@ -353,14 +354,22 @@ class _Loop:
             return True
         return False
 
-    def _install_sigint(self):  # type: ignore[no-untyped-def]
+    def _install_sigint(self) -> dict[int, object]:
+        """Ctrl-C counts; SIGTERM (a scheduler or `kill`) kills what runs at once, like a second
+        Ctrl-C. Without it the runner would die alone and leave its workers testing."""
         if threading.current_thread() is not threading.main_thread():
-            return None
+            return {}
 
         def handler(signum: int, frame: object) -> None:
             self.interrupts += 1
 
-        return signal.signal(signal.SIGINT, handler)
+        def terminate(signum: int, frame: object) -> None:
+            self.interrupts = max(self.interrupts, 2)
+
+        return {
+            signal.SIGINT: signal.signal(signal.SIGINT, handler),
+            signal.SIGTERM: signal.signal(signal.SIGTERM, terminate),
+        }
 
 
 def _print_end(
@@ -390,7 +399,7 @@ def _print_end(
     ]
     if opts.repos_dir:
         cmd += ["--repos-dir", str(opts.repos_dir)]
-    cmd += ["-o", str(out / "eval")]
+    # no -o: grades of a batch folder's preds.json go to its eval/, where `report` looks
     # soft_wrap: commands and paths stay on one line, so they can be copied
     console.print(f"predictions: {out / 'preds.json'}", soft_wrap=True, markup=False)
     console.print(f"grade them with:\n  {shlex.join(cmd)}", soft_wrap=True, markup=False, highlight=False)

@@ -106,3 +106,40 @@ def test_turn_cap_from_a_batch_run_is_its_reported_percentile(tmp_path):
     _run(tmp_path / "a", {"x-1": 0.1, "x-2": 0.2, "x-3": 0.3})  # turns 3, 4, 5
     assert parse_turn_cap(f"p75:{tmp_path / 'a'}") == 5  # 4.5, rounded up
     assert parse_turn_cap(f"p50:{tmp_path / 'a'}") == 4
+
+
+def test_eval_of_a_batch_folder_writes_where_report_looks(tiny, tmp_path, monkeypatch):
+    """The README's sequence without -o: run, eval its preds.json, report the run folder."""
+    inst, cache = tiny
+    dataset = tmp_path / "d.jsonl"
+    dataset.write_text(json.dumps(inst.to_json()) + "\n")
+    run = tmp_path / "runs" / "smoke"
+    state = BatchOutputs(run)
+    usage = {"usage": {"cost": 0.0, "tokens": 0, "turns": 0, "elapsed": 1.0}}
+    state.record(WorkResult(inst.instance_id, "verified", 0, inst.patch, usage, wall_time=1.0), "treefix__test", {})
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(
+        app, ["eval", "--dataset", str(dataset), "--predictions", str(run / "preds.json"), "--cache-dir", str(cache)]
+    )
+    assert res.exit_code == 0, res.output
+    assert not (tmp_path / "evaluation").exists() and list((run / "eval").glob("*/report.json"))
+    res = CliRunner().invoke(app, ["report", str(run)])
+    assert res.exit_code == 0, res.output
+    assert "| resolved | 1/1 (100.0%) |" in (run / "report.md").read_text()
+
+
+def test_report_without_matplotlib_writes_the_tables_and_says_why_no_figure(tmp_path):
+    import subprocess
+    import sys
+
+    _run(tmp_path / "a", {"x-1": 0.1, "x-2": 0.2})
+    no_mpl = "import sys; sys.modules['matplotlib'] = None; from treefix.agent.cli import main; main()"
+    res = subprocess.run([sys.executable, "-c", no_mpl, "swebench", "report", str(tmp_path / "a")],
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    notes = [line for line in res.stderr.splitlines() if line.startswith("note:")]
+    assert notes == ["note: no cost histogram: it needs matplotlib (pip install 'treefix[report]')"], res.stderr
+    assert "Traceback" not in res.stderr
+    md = (tmp_path / "a" / "report.md").read_text()
+    assert "| instances | 2 |" in md and "cost_hist.png" not in md
+    assert not (tmp_path / "a" / "cost_hist.png").exists()
