@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from treefix.agent.evidence import REPLACE_KEY
 from treefix.agent.store import RunStore
 from treefix.agent.tree import Node, NodeKind, NodeStatus
 
@@ -28,6 +29,7 @@ class SearchParams:
     virtual_loss: int = 1
     reproductions: int = 3  # reproduction tests the root may grow when no test command is given
     regression_checks: bool = True  # without a test command: run the existing tests a candidate may break
+    base_check: bool = False  # with a test command: if it passes on the base, it is regression-only (evidence.py)
 
     def child_cap(self, node: Node) -> int:
         """How many children this node may have now."""
@@ -116,6 +118,8 @@ class Selector:
         count = len(children) + in_flight
         if count < self.params.child_cap(node):
             return True
+        if node.kind is NodeKind.ROOT and not in_flight and self.store.get_meta(REPLACE_KEY, 0):
+            return True  # a reproduction no candidate can pass was demoted: replace it before widening by visits
         # The cap paces widening against deepening; it must not end the search where every child is
         # dead (failed or closed): then this node widens anyway, up to max_children.
         return (

@@ -7,7 +7,7 @@ import json
 import re
 
 from treefix.agent.context import FileView, file_view
-from treefix.agent.evidence import describe, repro_path
+from treefix.agent.evidence import MAX_FILES, accepted_code, describe, repro_path
 from treefix.agent.models.base import Completion, Message, ModelError
 from treefix.agent.policies.base import Candidate, SearchContext
 from treefix.agent.prefix import shared_prefix
@@ -71,7 +71,7 @@ class LLMPolicy:
         repro = root if root.kind is NodeKind.REPRODUCE else None
         prompt = render(
             "plan", siblings=siblings, advice=ctx.advice(root.id), tools=turns > 0,
-            reproduction=repro.content if repro else "",
+            reproduction=accepted_code(repro) if repro else "",
             reproduction_output=repro.exec.output[-3000:] if repro and repro.exec else "",
         )  # fmt: skip
         messages = shared_prefix(ctx) + [Message("user", prompt)]
@@ -95,8 +95,11 @@ class LLMPolicy:
         failed = [
             c.evidence.get("reason", "") for c in ctx.store.children(root.id)
             if c.kind is NodeKind.REPRODUCE and c.closed and c.evidence.get("reason")
+        ] + [
+            f"fails on the base, but {c.evidence['demoted']}" for c in ctx.store.children(root.id)
+            if c.kind is NodeKind.REPRODUCE and c.evidence.get("demoted")
         ]  # fmt: skip
-        prompt = render("reproduce", failed=failed, path=repro_path("<id>"))
+        prompt = render("reproduce", failed=failed, path=repro_path("<id>"), files=MAX_FILES)
         text = self._ask(ctx, "reproduce", prompt, usage)
         return Candidate(title="reproduction test", content=text, usage=usage)
 
