@@ -430,9 +430,10 @@ def covered_tests(ctx: SearchContext, diff: str) -> list[str] | None:
 
 
 def changed_lines(diff: str) -> dict[str, set[int]]:
-    """Base-side lines a diff changes, per file: removed lines, and both neighbours of an insertion."""
+    """Base-side lines a diff changes, per file: removed or replaced lines, and both neighbours of a
+    pure insertion (lines added where none was removed)."""
     out: dict[str, set[int]] = {}
-    path, line = "", 0
+    path, line, removed = "", 0, False
     for text in diff.splitlines():
         if text.startswith("--- "):
             continue
@@ -440,17 +441,18 @@ def changed_lines(diff: str) -> dict[str, set[int]]:
             path = text[6:] if text.startswith("+++ b/") else ""
             continue
         if m := re.match(r"^@@ -(\d+)", text):
-            line = int(m[1])
+            line, removed = int(m[1]), False
             continue
         if not path:
             continue
         if text.startswith("-"):
             out.setdefault(path, set()).add(line)
-            line += 1
+            line, removed = line + 1, True
         elif text.startswith("+"):
-            out.setdefault(path, set()).update({max(line - 1, 1), line})
+            if not removed:
+                out.setdefault(path, set()).update({max(line - 1, 1), line})
         elif text.startswith(" "):
-            line += 1
+            line, removed = line + 1, False
     return out
 
 

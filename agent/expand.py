@@ -74,9 +74,11 @@ def child_kind(ctx: SearchContext, policy: Policy, parent: Node) -> NodeKind:
     """The tree's grammar (CHILD_KIND), except that the root first grows up to
     `params.reproductions` reproductions when the run makes its own execution signal."""
     if parent.kind is NodeKind.ROOT and reproduces(ctx, policy):
-        # a demoted reproduction (one no candidate can pass) frees its slot
-        made = sum(c.kind is NodeKind.REPRODUCE and not c.evidence.get("demoted") for c in ctx.store.children(parent.id))
-        if made < ctx.params.reproductions:
+        # Reproductions until one is usable, at most `reproductions` of them; a demoted one (no
+        # candidate can pass it) is not usable and frees its slot. Then the root grows plans.
+        live = [c for c in ctx.store.children(parent.id) if c.kind is NodeKind.REPRODUCE and not c.evidence.get("demoted")]
+        usable = any(c.evidence.get("accepted") for c in live)
+        if not usable and len(live) < ctx.params.reproductions:
             return NodeKind.REPRODUCE
     return CHILD_KIND[parent.kind]
 

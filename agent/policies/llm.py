@@ -68,7 +68,10 @@ class LLMPolicy:
         usage: dict[str, float] = {}
         siblings = [c.title for c in ctx.store.children(root.id)]
         turns = ctx.budget.limits.turns_per_node - 1  # the last turn is kept for the answer
-        repro = root if root.kind is NodeKind.REPRODUCE else None
+        repro = root if root.kind is NodeKind.REPRODUCE else next(
+            (c for c in ctx.store.children(root.id) if c.kind is NodeKind.REPRODUCE
+             and c.evidence.get("accepted") and not c.evidence.get("demoted")), None,
+        )  # fmt: skip  # reproductions are shared: a plan under the root sees a usable one too
         prompt = render(
             "plan", siblings=siblings, advice=ctx.advice(root.id), tools=turns > 0,
             reproduction=accepted_code(repro) if repro else "",
