@@ -33,6 +33,7 @@ import ast
 import hashlib
 import re
 import shlex
+import subprocess
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -163,6 +164,13 @@ def accepted_code(node: Node) -> str:
     files = node.evidence.get("files") or {}
     shown = [f"# {p}\n{i['code']}" for p, i in files.items() if i.get("accepted")]
     return "\n".join(shown) if shown else node.content
+
+
+def stage(root: Path, paths: list[str]) -> None:
+    """Stage reproduction files even where the project's .gitignore hides them (semver ignores
+    `/*.py`): the diff is taken from the index, and an ignored file would silently be left out."""
+    if paths:
+        subprocess.run(["git", "add", "-f", "--", *paths], cwd=root, check=True, capture_output=True)
 
 
 def imports_repository(code: str, root: Path) -> bool:

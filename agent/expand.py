@@ -11,6 +11,7 @@ from treefix.agent.evidence import (
     check_command,
     extract_files,
     repro_path,
+    stage,
     valid_python,
 )
 from treefix.agent.models.base import ModelError
@@ -111,6 +112,7 @@ def reproduction_diff(ctx: SearchContext, node: Node, candidate: Candidate) -> t
     with ctx.workspace.worktree() as wt:
         for path, info in valid.items():
             (wt / path).write_text(info["code"])
+        stage(wt, list(valid))
         return ctx.workspace.diff(wt), None
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from treefix.agent.budget import Budget, BudgetExceeded
-from treefix.agent.evidence import describe, passed_reproductions
+from treefix.agent.evidence import describe, passed_reproductions, stage
 from treefix.agent.models.base import Message, ModelError
 from treefix.agent.prefix import shared_prefix
 from treefix.agent.store import RunStore
@@ -183,6 +183,7 @@ def final_patch(ctx: SearchContext, best: Node | None, keep_tests: bool) -> str:
             return best.diff
         for r in repros:
             (wt / r.path).write_text(r.code)
+        stage(wt, [r.path for r in repros])
         return ctx.workspace.diff(wt)
 
 

@@ -107,8 +107,10 @@ ALIEN = "```python\ndef test_sorted():\n    assert sorted([2, 1]) == [2, 1]\n```
 
 def test_one_reproduction_node_holds_several_files_and_a_project_whose_addopts_need_a_missing_plugin(tmp_path):
     """One model call, three files, one node: the unusable two cost no node of their own. The
-    project's addopts need pytest-cov, which is not installed: the evidence runs without them."""
-    files = {**BUGGY, "setup.cfg": "[tool:pytest]\naddopts = --cov=calc --cov-report=term-missing\n"}
+    project's addopts need pytest-cov, which is not installed: the evidence runs without them. Its
+    .gitignore hides root-level .py files: the reproduction is staged anyway."""
+    files = {**BUGGY, "setup.cfg": "[tool:pytest]\naddopts = --cov=calc --cov-report=term-missing\n",
+             ".gitignore": "/*.py\n"}  # root-level .py files ignored (as semver does): reproductions live there
     model = scripted([BROKEN + "\n\n" + ALIEN + "\n\n" + GOOD], [RIGHT])
     outcome, store = run(tmp_path, files, model, reproductions=1)
     (node,) = [n for n in store.nodes() if n.kind.value == "reproduce"]
