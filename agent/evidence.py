@@ -19,8 +19,10 @@
   lines) and no candidate ever changed its outcome. A test that measures the code the candidates
   change moves under some of them (it passes, or fails differently when a wrong fix breaks that
   code); one that never moves does not measure it (an assertion about something no fix touches).
-  A demoted reproduction no longer counts for or against a candidate, frees its slot for another
-  reproduction, and is still run: a candidate that passes it reinstates it.
+  Corroborated, two such candidates suffice when one of them passes another reproduction (it
+  reached the code of the issue, and still did not move this one). A demoted reproduction no
+  longer counts for or against a candidate, frees its slot for another reproduction, and is still
+  run: a candidate that passes it or changes its failure reinstates it.
 - A candidate's *score* is the share of the counted reproductions that now pass (0.5 when it has
   none: no evidence either way), divided by 1 + 4 x its regressions. It is *verified* when it has
   at least one counted reproduction, all of them pass and nothing regressed; the evidence is
@@ -237,6 +239,7 @@ def evaluate_candidate(ctx: SearchContext, node: Node, wt: Path) -> ExecResult |
     per_repro = {}
     for r in repros:
         per_repro[r.path] = observe(ctx, r, node, run.output, now)
+    corroborate(ctx, node, per_repro)
     regressions = [t for t in checked if now.get(t, ERROR) in (FAILED, ERROR)]
     node.evidence.update(_score(per_repro, len(regressions), len(checked), files, demoted(ctx), selection))
     node.evidence["regressions"] = regressions[:50]
@@ -305,6 +308,32 @@ def observe(ctx: SearchContext, repro: Repro, cand: Node, output: str, tests: di
     return outcome
 
 
+def corroborate(ctx: SearchContext, cand: Node, outcomes: dict[str, str]) -> None:
+    """The `unmoved` rule's corroborated form: a candidate that passes one reproduction has reached
+    the code of the issue; another reproduction that it, and every other candidate so far (at least
+    two in all), left failing exactly as on the base is demoted without waiting for DEMOTE_AFTER."""
+    if PASSED not in outcomes.values():
+        return
+    with _LOCK:
+        for path, outcome in outcomes.items():
+            if outcome == PASSED:
+                continue
+            r = next((n for n in reproductions(ctx) if n.path == path), None)
+            if r is None or r.demoted:
+                continue
+            node = ctx.store.get(r.node)
+            info = node.evidence["files"][path]
+            if info.get("moved") or len(info.get("unmoved", [])) < 2:
+                continue
+            info["demoted"] = (f"unmoved: {len(info['unmoved'])} distinct candidates left it failing exactly as on the "
+                               f"base, one of them ({cand.id}) while passing another reproduction")  # fmt: skip
+            ctx.store.event("demoted", node=node.id, path=path, reason=info["demoted"])
+            if all(i.get("demoted") for i in node.evidence["files"].values() if i.get("accepted")):
+                node.evidence["demoted"] = info["demoted"]
+                ctx.store.set_meta(REPLACE_KEY, int(ctx.store.get_meta(REPLACE_KEY, 0)) + 1)
+            ctx.store.update(node)
+
+
 def demoted(ctx: SearchContext) -> set[str]:
     return {r.path for r in reproductions(ctx) if r.demoted}
 
@@ -342,6 +371,7 @@ def recheck(ctx: SearchContext, node: Node) -> int:
         n = ctx.store.get(n.id)
         for r in mine:
             n.evidence["reproductions"][r.path] = observe(ctx, r, n, run.output, report.tests)
+        corroborate(ctx, n, n.evidence["reproductions"])
         ctx.store.update(n)
         done += 1
     if done:

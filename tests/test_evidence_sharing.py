@@ -124,3 +124,17 @@ def test_one_reproduction_node_holds_several_files_and_a_project_whose_addopts_n
     right = store.get(outcome.best_node)
     assert right.evidence["regression_tests"] == 2 and right.evidence["strong"]  # test_high fails on the base
     assert "test_treefix_repro" not in outcome.patch
+
+
+def test_a_candidate_that_passes_one_reproduction_corroborates_the_demotion_of_another(tmp_path):
+    """One reply, two files: the trap and a good test. A wrong attempt leaves both unchanged; the
+    right one passes the good one and leaves the trap unchanged: two unmoved candidates suffice."""
+    model = scripted([TRAP + "\n\n" + GOOD], [wrong(1), RIGHT, wrong(2), wrong(3)])
+    outcome, store = run(tmp_path, BUGGY, model, reproductions=1)
+    (node,) = [n for n in store.nodes() if n.kind.value == "reproduce"]
+    trap, good = node.evidence["files"].values()
+    assert trap["accepted"] and good["accepted"]
+    assert "while passing another reproduction" in trap["demoted"] and not good.get("demoted")
+    right = store.get(outcome.best_node)
+    assert "return hi" in right.diff and right.evidence["verified_by"] == "reproduction"
+    assert outcome.exit_status == "verified" and not node.evidence.get("demoted")  # its good file still counts
