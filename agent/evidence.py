@@ -294,43 +294,49 @@ def observe(ctx: SearchContext, repro: Repro, cand: Node, output: str, tests: di
                 ctx.store.event("reproduction", node=cand.id, reproduction=r.id, path=repro.path, passed=True)
         else:
             key = hashlib.sha256(normalised(cand.diff).encode()).hexdigest()[:12]
-            unmoved = sorted(set(info.get("unmoved", [])) | {key})
-            info["unmoved"] = unmoved
-            if len(unmoved) >= DEMOTE_AFTER and not info.get("moved") and not info.get("demoted"):
-                info["demoted"] = (f"unmoved: {len(unmoved)} distinct candidates left it failing exactly as on the "
-                                   "base and none changed its outcome, so no fix of this code seems to pass it")  # fmt: skip
-                ctx.store.event("demoted", node=r.id, path=repro.path, reason=info["demoted"])
-                accepted = [i for i in r.evidence["files"].values() if i.get("accepted")]
-                if all(i.get("demoted") for i in accepted):  # the whole node is: the root may replace it
-                    r.evidence["demoted"] = info["demoted"]
-                    ctx.store.set_meta(REPLACE_KEY, int(ctx.store.get_meta(REPLACE_KEY, 0)) + 1)
+            info["unmoved"] = sorted(set(info.get("unmoved", [])) | {key})
+            _demote_if_unmoved(ctx, r, repro.path)
         ctx.store.update(r)
     return outcome
 
 
+def _demote_if_unmoved(ctx: SearchContext, node: Node, path: str) -> None:
+    """Rule `unmoved` on one file of a reproduction node (updated in place; the caller stores it)."""
+    info = node.evidence["files"][path]
+    unmoved = len(info.get("unmoved", []))
+    if info.get("moved") or info.get("demoted"):
+        return
+    if unmoved >= DEMOTE_AFTER:
+        why = "none changed its outcome, so no fix of this code seems to pass it"
+    elif unmoved >= 2 and info.get("corroborated"):
+        why = f"one of them ({info['corroborated']}) while passing another reproduction"
+    else:
+        return
+    info["demoted"] = f"unmoved: {unmoved} distinct candidates left it failing exactly as on the base, {why}"
+    ctx.store.event("demoted", node=node.id, path=path, reason=info["demoted"])
+    if all(i.get("demoted") for i in node.evidence["files"].values() if i.get("accepted")):
+        node.evidence["demoted"] = info["demoted"]  # the whole node is: the root may replace it
+        ctx.store.set_meta(REPLACE_KEY, int(ctx.store.get_meta(REPLACE_KEY, 0)) + 1)
+
+
 def corroborate(ctx: SearchContext, cand: Node, outcomes: dict[str, str]) -> None:
     """The `unmoved` rule's corroborated form: a candidate that passes one reproduction has reached
-    the code of the issue; another reproduction that it, and every other candidate so far (at least
-    two in all), left failing exactly as on the base is demoted without waiting for DEMOTE_AFTER."""
+    the code of the issue. Another reproduction it left failing exactly as on the base is marked;
+    once two distinct candidates (this one among them) have, it is demoted without waiting for
+    DEMOTE_AFTER."""
     if PASSED not in outcomes.values():
         return
     with _LOCK:
         for path, outcome in outcomes.items():
-            if outcome == PASSED:
-                continue
-            r = next((n for n in reproductions(ctx) if n.path == path), None)
-            if r is None or r.demoted:
+            r = next((x for x in reproductions(ctx) if x.path == path), None)
+            if outcome == PASSED or r is None or r.demoted:
                 continue
             node = ctx.store.get(r.node)
             info = node.evidence["files"][path]
-            if info.get("moved") or len(info.get("unmoved", [])) < 2:
+            if info.get("moved") or info.get("corroborated"):
                 continue
-            info["demoted"] = (f"unmoved: {len(info['unmoved'])} distinct candidates left it failing exactly as on the "
-                               f"base, one of them ({cand.id}) while passing another reproduction")  # fmt: skip
-            ctx.store.event("demoted", node=node.id, path=path, reason=info["demoted"])
-            if all(i.get("demoted") for i in node.evidence["files"].values() if i.get("accepted")):
-                node.evidence["demoted"] = info["demoted"]
-                ctx.store.set_meta(REPLACE_KEY, int(ctx.store.get_meta(REPLACE_KEY, 0)) + 1)
+            info["corroborated"] = cand.id
+            _demote_if_unmoved(ctx, node, path)
             ctx.store.update(node)
 
 
