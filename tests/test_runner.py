@@ -59,7 +59,9 @@ def test_model_name_or_path_is_a_safe_folder_name():
     assert model_name_or_path("replay:/x/y/cass.jsonl") == "treefix__replay-cass"
 
 
-def _wait_for_preds(out: Path, proc: subprocess.Popen, n: int, timeout: float = 30) -> dict:
+def _wait_for_preds(out: Path, proc: subprocess.Popen, n: int, timeout: float = 120) -> dict:
+    # 120 s: a batch instance first runs its test command on the base (regression-only check),
+    # then a reproduction, before its first candidate; on a loaded machine that passes 30 s.
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
