@@ -54,6 +54,9 @@ class RunConfig:
     reproductions: int = 3  # without a test command: reproduction tests the model may write (0 = none)
     keep_tests: bool = False  # put the accepted reproduction test in the final patch
     regression_checks: bool = True  # without a test command: check existing tests for regressions
+    # with a test command: run it on the base first; one that passes there only catches regressions,
+    # so reproductions are grown (None: on in `swebench run`, off in `fix`)
+    base_check: bool | None = None
     turn_control: str = "none"  # none | fixed | dynamic (agent/turns.py)
     turn_cap: int = 0  # turns per run for fixed/dynamic turn control; 0: limits.max_turns
     turn_window: int = 3  # dynamic: extend while the best value rose within this many nodes
@@ -110,6 +113,7 @@ class RunConfig:
             max_depth=self.limits.max_depth,
             reproductions=self.reproductions,
             regression_checks=self.regression_checks,
+            base_check=bool(self.base_check),
         )
 
     def to_dict(self) -> dict[str, Any]:

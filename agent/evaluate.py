@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from treefix.agent.budget import BudgetExceeded
-from treefix.agent.evidence import evaluate_candidate, evaluate_reproduction
+from treefix.agent.evidence import evaluate_candidate, evaluate_reproduction, evidence_mode
 from treefix.agent.policies.base import SearchContext
 from treefix.agent.tree import ExecResult, Node, NodeKind
 from treefix.tools.diffs import changed_paths
@@ -62,7 +62,7 @@ def evaluate(ctx: SearchContext, node: Node) -> ExecResult | None:
         bad = syntax_error(wt, changed_paths(node.diff))
         if bad:
             return ExecResult(compiled=False, message=f"syntax error: {bad}")
-        if not ctx.task.test_cmd:
+        if evidence_mode(ctx):  # no test command, or one that passes on the base (regression-only)
             try:
                 return evaluate_candidate(ctx, node, wt)
             except BudgetExceeded as e:

@@ -5,7 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from treefix.agent.budget import BudgetExceeded
-from treefix.agent.evidence import extract_code, repro_path, valid_python
+from treefix.agent.evidence import (
+    REGRESSION_ONLY,
+    REPLACE_KEY,
+    check_command,
+    extract_files,
+    repro_path,
+    stage,
+    valid_python,
+)
 from treefix.agent.models.base import ModelError
 from treefix.agent.policies.base import Candidate, NoCandidate, Policy, SearchContext
 from treefix.agent.tree import CHILD_KIND, ExecResult, Node, NodeKind, NodeStatus
@@ -39,6 +47,8 @@ def expand(ctx: SearchContext, policy: Policy, parent_id: str) -> Node | None:
     child.origin = candidate.origin or policy.name
     if kind is NodeKind.REPRODUCE:
         child.diff, child.exec = reproduction_diff(ctx, child, candidate)
+        if replacing := int(ctx.store.get_meta(REPLACE_KEY, 0)):
+            ctx.store.set_meta(REPLACE_KEY, replacing - 1)
     elif kind is not NodeKind.PLAN:
         child.diff, child.exec = apply_candidate(ctx, parent, candidate)
         if child.exec is None and (twin := identical_sibling(ctx, parent.id, child.diff)) is not None:
@@ -51,17 +61,25 @@ def expand(ctx: SearchContext, policy: Policy, parent_id: str) -> Node | None:
 
 
 def reproduces(ctx: SearchContext, policy: Policy) -> bool:
-    """Does this run grow reproduction nodes? Only when no test command is given and the policy writes tests."""
+    """Does this run grow reproduction nodes? When the policy writes tests and there is no test
+    command, or (with `base_check`) one that passes on the base: it can only catch regressions."""
     writes = getattr(policy, "writes_tests", hasattr(policy, "reproduce"))
-    return not ctx.task.test_cmd and ctx.params.reproductions > 0 and bool(writes)
+    if ctx.params.reproductions <= 0 or not writes:
+        return False
+    if not ctx.task.test_cmd:
+        return True
+    return ctx.params.base_check and check_command(ctx) == REGRESSION_ONLY
 
 
 def child_kind(ctx: SearchContext, policy: Policy, parent: Node) -> NodeKind:
     """The tree's grammar (CHILD_KIND), except that the root first grows up to
     `params.reproductions` reproductions when the run makes its own execution signal."""
     if parent.kind is NodeKind.ROOT and reproduces(ctx, policy):
-        made = sum(c.kind is NodeKind.REPRODUCE for c in ctx.store.children(parent.id))
-        if made < ctx.params.reproductions:
+        # Reproductions until one is usable, at most `reproductions` of them; a demoted one (no
+        # candidate can pass it) is not usable and frees its slot. Then the root grows plans.
+        live = [c for c in ctx.store.children(parent.id) if c.kind is NodeKind.REPRODUCE and not c.evidence.get("demoted")]
+        usable = any(c.evidence.get("accepted") for c in live)
+        if not usable and len(live) < ctx.params.reproductions:
             return NodeKind.REPRODUCE
     return CHILD_KIND[parent.kind]
 
@@ -77,14 +95,24 @@ def identical_sibling(ctx: SearchContext, parent_id: str, diff: str) -> Node | N
 
 
 def reproduction_diff(ctx: SearchContext, node: Node, candidate: Candidate) -> tuple[str, ExecResult | None]:
-    """The reproduction as a new test file at the repository root, as a diff against base."""
-    code = extract_code(candidate.content)
-    path = repro_path(node.id)
-    node.content, node.evidence["path"] = code, path
-    if bad := valid_python(code):
-        return "", ExecResult(applied=False, message=f"the reply holds no valid Python test file ({bad})")
+    """The reproduction's test files (one per fenced block, at most MAX_FILES) at the repository
+    root, as a diff against base. A file that is not Python is judged unusable here."""
+    codes = extract_files(candidate.content)
+    files: dict[str, dict] = {}
+    for i, code in enumerate(codes):
+        files[repro_path(node.id, i)] = {"code": code}
+        if bad := valid_python(code):
+            files[repro_path(node.id, i)].update(accepted=False, reason=f"not a valid Python test file ({bad})")
+    node.content, node.evidence["files"] = "\n".join(codes), files
+    node.evidence["path"] = next(iter(files))
+    valid = {p: i for p, i in files.items() if "accepted" not in i}
+    if not valid:
+        reason = "; ".join(i["reason"] for i in files.values())
+        return "", ExecResult(applied=False, message=f"the reply holds no valid Python test file ({reason})")
     with ctx.workspace.worktree() as wt:
-        (wt / path).write_text(code)
+        for path, info in valid.items():
+            (wt / path).write_text(info["code"])
+        stage(wt, list(valid))
         return ctx.workspace.diff(wt), None
 
 

@@ -16,6 +16,7 @@ from langgraph.graph import END, START, StateGraph
 
 from treefix.agent.budget import BudgetExceeded
 from treefix.agent.evaluate import evaluate
+from treefix.agent.evidence import evidence_mode, refresh
 from treefix.agent.expand import expand
 from treefix.agent.models.base import ModelError
 from treefix.agent.policies.base import Critic, NoCandidate, Policy, SearchContext, ValueWeights
@@ -145,6 +146,9 @@ class SearchEngine:
             self.ctx.store.update(node)
 
         self._map(one, state["batch"])
+        if evidence_mode(self.ctx):  # shared reproductions: late ones re-check, demotions re-score
+            for node in refresh(self.ctx, state["batch"]):
+                self._revalue(node)
         return {}
 
     def critique(self, state: SearchState) -> SearchState:
@@ -184,6 +188,21 @@ class SearchEngine:
             self.selector.end(node.parent or "")
             self.on_event("scored", {"node": node.id, "value": value, "verified": node.verified})
         return {}
+
+    def _revalue(self, node: Node) -> None:
+        """A judged node's evidence changed after it was backed up: move its value, and the sums
+        it was added to (once per vote), by the difference."""
+        if node.status is not NodeStatus.DONE or node.value is None:
+            return
+        delta = self.weights.mix(node) - node.value
+        if not delta:
+            return
+        path = self.ctx.store.path(node.id)
+        for n in path:
+            n.value_sum += delta * node.votes
+            if n.id == node.id:
+                n.value = (n.value or 0.0) + delta
+        self.ctx.store.update_many(path)
 
     def _revisit(self, node: Node) -> None:
         """Another visit of an existing node, with its value: the parent's widening and UCT move on."""

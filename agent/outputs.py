@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from treefix.agent.budget import Budget, BudgetExceeded
-from treefix.agent.evidence import describe, reproductions
+from treefix.agent.evidence import describe, passed_reproductions, stage
 from treefix.agent.models.base import Message, ModelError
 from treefix.agent.prefix import shared_prefix
 from treefix.agent.store import RunStore
@@ -72,7 +72,10 @@ def base_tests(store: RunStore) -> BaseTests | None:
 
 
 def improves(n: Node, base: BaseTests) -> bool:
-    """Verified, or passes more tests than the base did (net of what it breaks)."""
+    """Verified, or passes more tests than the base did (net of what it breaks). An attempt judged by
+    reproductions and regression checks (the base passes every test) is not held to that count."""
+    if "score" in n.evidence:
+        return True
     return n.verified or (n.exec is not None and not n.exec.timed_out and n.exec.passed > base.passed)
 
 
@@ -172,14 +175,15 @@ def final_patch(ctx: SearchContext, best: Node | None, keep_tests: bool) -> str:
     """The patch to hand over: the best node's diff; with `keep_tests`, plus its accepted reproductions."""
     if best is None:
         return ""
-    repros = reproductions(ctx, best) if keep_tests else []
+    repros = passed_reproductions(ctx, best) if keep_tests else []
     if not repros:
         return best.diff
     with ctx.workspace.worktree() as wt:
         if ctx.workspace.apply_diff(wt, best.diff) is not None:
             return best.diff
         for r in repros:
-            (wt / r.evidence["path"]).write_text(r.content)
+            (wt / r.path).write_text(r.code)
+        stage(wt, [r.path for r in repros])
         return ctx.workspace.diff(wt)
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from treefix.agent.budget import Budget
+from treefix.agent.evidence import REPLACE_KEY
 from treefix.agent.store import RunStore
 from treefix.agent.tree import Node, NodeKind, NodeStatus
 
@@ -37,6 +38,7 @@ class SearchParams:
     # budget left cannot pay this many times what a new branch costs to reach a tested attempt
     # (plan + code, as measured on this run's nodes); it deepens instead. 0: off.
     branch_margin: float = 1.0
+    base_check: bool = False  # with a test command: if it passes on the base, it is regression-only (evidence.py)
 
     def child_cap(self, node: Node) -> int:
         """How many children this node may have now."""
@@ -134,6 +136,8 @@ class Selector:
             return False  # the budget left cannot take a new branch to a test: deepen a live one
         if count < self.params.child_cap(node):
             return True
+        if node.kind is NodeKind.ROOT and not in_flight and self.store.get_meta(REPLACE_KEY, 0):
+            return True  # a reproduction no candidate can pass was demoted: replace it before widening by visits
         # The cap paces widening against deepening; it must not end the search where every child is
         # dead (failed or closed): then this node widens anyway, up to max_children.
         return (

@@ -2,7 +2,7 @@
 the hidden tests.
 
     python -m benchmarks.evidence [--dataset evals/suites/all.jsonl] [--p 0.3,0.6] [--max-nodes 10]
-        [--seeds 1] [-i ID ...] [-w 2] [-o DIR]
+        [--seeds 1] [--repro-files 3] [-i ID ...] [-w 2] [-o DIR]
 
 The agent gets the issue text only: no test command, hidden tests hidden (the repository is the
 base `treefix swebench run` builds). A scripted policy stands in for the model:
@@ -10,7 +10,8 @@ base `treefix swebench run` builds). A scripted policy stands in for the model:
 - code: the gold fix with probability p, else a wrong attempt: half of them break nothing (a
   comment added to the file the fix touches), half break the function the fix touches (so its
   existing tests fail); repairs are never offered, so every attempt is a fresh draw;
-- reproductions: half are good, half useless (one that passes on the base, one with an import
+- reproductions: each call writes `--repro-files` test files (default 3; the agent's prompt asks for
+  one to three), each drawn from the same mix: half are good, half useless (one that passes on the base, one with an import
   error, one that does not touch the repository's code, one whose assertion about the package is
   false whatever the code: accepted, and a trap no fix passes). **The good ones are derived from the
   hidden tests, inside this benchmark only**: the test functions the instance's `test_patch`
@@ -138,8 +139,8 @@ def _body_start(lines: list[str], line: int) -> int | None:
 class ScriptedPolicy:
     name = "scripted"
 
-    def __init__(self, inst: Instance, p: float, seed: int, good: str | None):
-        self.inst, self.p, self.good = inst, p, good
+    def __init__(self, inst: Instance, p: float, seed: int, good: str | None, files: int = 1):
+        self.inst, self.p, self.good, self.files = inst, p, good, files
         site = _gold_site(inst)
         parts = Path(site[0]).parts if site else ("os",)
         self.package = Path(parts[1] if parts[0] in ("src", "lib") and len(parts) > 1 else parts[0]).stem
@@ -148,10 +149,14 @@ class ScriptedPolicy:
         self.lock = threading.Lock()
 
     def reproduce(self, ctx: SearchContext, root: Node) -> Candidate:
+        """One call, `files` test files, each drawn from the same mix: good or useless, half and half."""
+        kinds, codes = [], []
         with self.lock:
-            good = self.good is not None and self.repro_rng.random() < 0.5
-            code = self.good if good else self.repro_rng.choice(USELESS).format(pkg=self.package)
-        return Candidate("reproduction (good)" if good else "reproduction (useless)", f"```python\n{code}```")
+            for _ in range(self.files):
+                good = self.good is not None and self.repro_rng.random() < 0.5
+                kinds.append("good" if good else "useless")
+                codes.append(self.good if good else self.repro_rng.choice(USELESS).format(pkg=self.package))
+        return Candidate(f"reproduction ({', '.join(kinds)})", "\n\n".join(f"```python\n{c}```" for c in codes))
 
     def plan(self, ctx: SearchContext, parent: Node) -> Candidate:
         return Candidate(f"plan {len(ctx.store.children(parent.id)) + 1}", "a plan")
@@ -233,7 +238,8 @@ class Grader:
 
 
 def run_instance(
-    inst: Instance, ps: list[float], seeds: int, max_nodes: int, out: Path, cache: Path, grader: Grader
+    inst: Instance, ps: list[float], seeds: int, max_nodes: int, out: Path, cache: Path, grader: Grader,
+    files: int = 1,
 ) -> list[Result]:
     venv = ensure_venv(inst, cache)
     work = Path(tempfile.mkdtemp(prefix="evidence-bench-"))
@@ -249,7 +255,7 @@ def run_instance(
                 for arm in ARMS:
                     run_dir = out / "runs" / f"p{p}-s{seed}" / arm / inst.instance_id
                     shutil.rmtree(run_dir, ignore_errors=True)
-                    policy, critic = ScriptedPolicy(inst, p, seed, good), ScriptedCritic(inst, seed)
+                    policy, critic = ScriptedPolicy(inst, p, seed, good, files), ScriptedCritic(inst, seed)
                     start = time.monotonic()
                     try:
                         o = run_fix(task, config_for(arm, max_nodes), run_dir,
@@ -308,6 +314,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--p", default="0.3,0.6", help="chance that a code attempt is right")
     ap.add_argument("--max-nodes", type=int, default=10)
     ap.add_argument("--seeds", type=int, default=1, help="runs per instance and p")
+    ap.add_argument("--repro-files", type=int, default=3,
+                    help="test files per reproduction call, each drawn from the mix (1: one file per call, as before)")
     ap.add_argument("-i", "--instance", action="append", default=[])
     ap.add_argument("-w", "--workers", type=int, default=2)
     ap.add_argument("-o", "--output", type=Path, default=Path(tempfile.gettempdir()) / "treefix-evidence-bench")
@@ -340,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     lock = threading.Lock()
 
     def one(inst: Instance) -> list[Result]:
-        rs = run_instance(inst, ps, args.seeds, args.max_nodes, out, cache, grader)
+        rs = run_instance(inst, ps, args.seeds, args.max_nodes, out, cache, grader, args.repro_files)
         with lock:
             with store.open("a") as fh:
                 fh.writelines(json.dumps(asdict(r)) + "\n" for r in rs)
@@ -353,7 +361,8 @@ def main(argv: list[str] | None = None) -> int:
         results = done + [r for rs in pool.map(one, instances) for r in rs]
     print()
     print(f"{len({r.instance_id for r in results})} tasks x {args.seeds} seed(s), no test command, hidden tests hidden, "
-          f"max {args.max_nodes} nodes per run; good reproductions derived from the hidden tests (benchmark only)")  # fmt: skip
+          f"max {args.max_nodes} nodes per run, {args.repro_files} test file(s) per reproduction call; "
+          "good reproductions derived from the hidden tests (benchmark only)")  # fmt: skip
     print(table(results, ps, len(instances), args.seeds))
     return 0
 

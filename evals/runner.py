@@ -136,6 +136,8 @@ def build_item(inst: Instance, opts: BatchOptions, config: RunConfig) -> WorkIte
     view = replace(view, test_cmd=view.test_cmd or inst.test_cmd or DEFAULT_TEST_CMD)
     visible = VisibleTests(inst.test_patch, list(inst.FAIL_TO_PASS)) if opts.visible_tests else None
     cfg = config.to_dict()
+    if cfg.get("base_check") is None:  # the instance's command usually passes on the base: then reproduce
+        cfg["base_check"] = True
     if (cassettes := _replay_dir(config.model)) is not None:
         cfg["model"] = f"replay:{cassettes / (inst.instance_id + '.jsonl')}"
     out = opts.output.resolve()

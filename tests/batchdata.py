@@ -55,6 +55,12 @@ BUGS = {
     ),
 }
 P2P_TEST = f"\n\ndef test_{HIDDEN_MARK}_p2p():\n    assert clamp(1, 0, 2) == 1\n"
+# What the model writes as a reproduction in each cassette: from the issue text, not the hidden tests.
+REPRODUCTIONS = {
+    "mathx-1": "from mathx import clamp\n\n\ndef test_upper_bound():\n    assert clamp(10, 0, 10) == 10\n",
+    "mathx-2": "from mathx import mean\n\n\ndef test_empty():\n    assert mean([]) == 0.0\n",
+    "mathx-3": "from mathx import title_case\n\n\ndef test_three_words():\n    assert title_case('a b c') == 'A B C'\n",
+}
 BROKEN = "mathx-9"  # its bug_patch does not apply
 
 
@@ -136,7 +142,7 @@ def make_batch_data(root: Path) -> BatchData:
             "test_cmd": TEST_CMD,
         }
         lines.append(json.dumps(inst))
-        _cassette(cassettes / f"{iid}.jsonl", issue, bad, good)
+        _cassette(cassettes / f"{iid}.jsonl", issue, bad, good, REPRODUCTIONS[iid])
     broken = json.loads(lines[0]) | {
         "instance_id": BROKEN,
         "bug_patch": "diff --git a/nope.py b/nope.py\n--- a/nope.py\n+++ b/nope.py\n@@ -1 +1 @@\n-x\n+y\n",
@@ -147,7 +153,7 @@ def make_batch_data(root: Path) -> BatchData:
     return BatchData(dataset, cassettes, root / "cache", source)
 
 
-def _cassette(path: Path, issue: str, bad: str, good: str) -> None:
+def _cassette(path: Path, issue: str, bad: str, good: str, repro: str) -> None:
     usage = {"input_tokens": 500, "output_tokens": 50, "cached_tokens": 0, "cache_write_tokens": 0}
 
     def entry(role: str, text: str) -> str:
@@ -166,7 +172,9 @@ def _cassette(path: Path, issue: str, bad: str, good: str) -> None:
     critic = '{"value": 0.9, "rationale": "fixes the symptom", "advice": ""}'
     path.write_text(
         "\n".join(
-            [entry("plan", plan), entry("critic", critic), entry("code", edit), entry("critic", critic)]
+            # a batch run's test command passes on the base (regression-only): the model first writes a reproduction
+            [entry("reproduce", f"```python\n{repro}```"), entry("plan", plan), entry("critic", critic),
+             entry("code", edit), entry("critic", critic)]
         )
         + "\n"
     )

@@ -61,3 +61,23 @@ def test_a_reproduction_must_import_the_repositorys_code(tmp_path):
     assert imports_repository("import other\n", root) and imports_repository("import tool\n", root)
     assert not imports_repository("import json\n\ndef test():\n    assert sorted([2, 1]) == [2, 1]\n", root)
     assert extract_code("Here:\n```python\nimport calc\n```\nthanks") == "import calc\n"
+
+
+def test_changed_lines_are_base_side_replacements_and_the_neighbours_of_insertions():
+    from treefix.agent.evidence import changed_lines
+
+    diff = (
+        "diff --git a/m.py b/m.py\n--- a/m.py\n+++ b/m.py\n@@ -3,3 +3,3 @@ def f():\n"
+        "     a = 1\n-    b = 2\n+    b = 3\n     c = 4\n"
+        "@@ -20,2 +20,3 @@ def g():\n     x = 1\n+    y = 2\n     z = 3\n"
+    )
+    # line 4 replaced (not its neighbour 5); an insertion after line 20 touches lines 20 and 21
+    assert changed_lines(diff) == {"m.py": {4, 20, 21}}
+
+
+def test_extract_files_reads_each_fenced_block_as_a_file():
+    from treefix.agent.evidence import extract_files
+
+    reply = "One:\n```python\nimport a\n```\nTwo:\n```\nimport b\n```\n```python\nimport c\n```\n```py\nimport d\n```"
+    assert extract_files(reply) == ["import a\n", "import b\n", "import c\n"]  # at most three
+    assert extract_files("import calc\n") == ["import calc\n"]

@@ -59,7 +59,9 @@ def test_model_name_or_path_is_a_safe_folder_name():
     assert model_name_or_path("replay:/x/y/cass.jsonl") == "treefix__replay-cass"
 
 
-def _wait_for_preds(out: Path, proc: subprocess.Popen, n: int, timeout: float = 30) -> dict:
+def _wait_for_preds(out: Path, proc: subprocess.Popen, n: int, timeout: float = 120) -> dict:
+    # 120 s: a batch instance first runs its test command on the base (regression-only check),
+    # then a reproduction, before its first candidate; on a loaded machine that passes 30 s.
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -237,11 +239,12 @@ def test_an_instance_killed_mid_search_is_resumed_not_redone(data, tmp_path):
     wrong = "mathx/core.py\n```\n<<<<<<< SEARCH\n    return max(lo, min(x, hi - 1))\n=======\n    return lo\n>>>>>>> REPLACE\n```"
     plan = "TITLE: fix clamp\nROOT CAUSE: mathx/core.py\nSTRATEGY: fix the bound.\nREPRODUCTION: see issue"
     critic = '{"value": 0.3, "rationale": "still wrong", "advice": ""}'
+    repro = "```python\nfrom mathx import clamp\n\n\ndef test_upper():\n    assert clamp(10, 0, 10) == 10\n```"
     usage = {"input_tokens": 100, "output_tokens": 10, "cached_tokens": 0, "cache_write_tokens": 0}
     entries = [
         (r, t)
         for _ in range(20)
-        for r, t in (("plan", plan), ("code", wrong), ("repair", wrong), ("critic", critic))
+        for r, t in (("plan", plan), ("code", wrong), ("repair", wrong), ("critic", critic), ("reproduce", repro))
     ]
     (cassettes / "mathx-1.jsonl").write_text(
         "".join(

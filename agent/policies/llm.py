@@ -7,7 +7,7 @@ import json
 import re
 
 from treefix.agent.context import FileView, file_view
-from treefix.agent.evidence import describe, repro_path
+from treefix.agent.evidence import MAX_FILES, accepted_code, describe, repro_path
 from treefix.agent.models.base import Completion, Message, ModelError
 from treefix.agent.policies.base import Candidate, SearchContext
 from treefix.agent.prefix import shared_prefix
@@ -69,10 +69,13 @@ class LLMPolicy:
         usage: dict[str, float] = {}
         siblings = [c.title for c in ctx.store.children(root.id)]
         turns = ctx.budget.limits.turns_per_node - 1  # the last turn is kept for the answer
-        repro = root if root.kind is NodeKind.REPRODUCE else None
+        repro = root if root.kind is NodeKind.REPRODUCE else next(
+            (c for c in ctx.store.children(root.id) if c.kind is NodeKind.REPRODUCE
+             and c.evidence.get("accepted") and not c.evidence.get("demoted")), None,
+        )  # fmt: skip  # reproductions are shared: a plan under the root sees a usable one too
         prompt = render(
             "plan", siblings=siblings, advice=ctx.advice(root.id), tools=turns > 0,
-            reproduction=repro.content if repro else "",
+            reproduction=accepted_code(repro) if repro else "",
             reproduction_output=repro.exec.output[-3000:] if repro and repro.exec else "",
         )  # fmt: skip
         messages = shared_prefix(ctx) + [Message("user", prompt)]
@@ -96,8 +99,11 @@ class LLMPolicy:
         failed = [
             c.evidence.get("reason", "") for c in ctx.store.children(root.id)
             if c.kind is NodeKind.REPRODUCE and c.closed and c.evidence.get("reason")
+        ] + [
+            f"fails on the base, but {c.evidence['demoted']}" for c in ctx.store.children(root.id)
+            if c.kind is NodeKind.REPRODUCE and c.evidence.get("demoted")
         ]  # fmt: skip
-        prompt = render("reproduce", failed=failed, path=repro_path("<id>"))
+        prompt = render("reproduce", failed=failed, path=repro_path("<id>"), files=MAX_FILES)
         text = self._ask(ctx, "reproduce", prompt, usage)
         return Candidate(title="reproduction test", content=text, usage=usage)
 
