@@ -7,7 +7,7 @@ from pathlib import Path
 from treefix.agent.budget import BudgetExceeded
 from treefix.agent.evidence import evaluate_candidate, evaluate_reproduction, evidence_mode
 from treefix.agent.policies.base import SearchContext
-from treefix.agent.tree import ExecResult, Node, NodeKind
+from treefix.agent.tree import BASE_SECONDS_KEY, ExecResult, Node, NodeKind
 from treefix.tools.diffs import changed_paths
 from treefix.tools.sandbox import shorten
 from treefix.tools.testing import run_tests
@@ -18,7 +18,6 @@ OUTPUT_HEAD, OUTPUT_TAIL = 2_000, 6_000
 # which over- rather than under-estimates). With an automatic timeout (--test-timeout not typed,
 # batch runs) a node's run gets a multiple of it, at least TIMEOUT_FLOOR (a slow start on a busy
 # machine), never more than the task's test_timeout: a mutant that loops forever costs seconds.
-BASE_SECONDS_KEY = "tests/base_seconds"
 TIMEOUT_FACTOR, TIMEOUT_FLOOR = 5.0, 30.0
 
 

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from treefix.agent.budget import BudgetExceeded
-from treefix.agent.tree import ExecResult, Node, NodeKind
+from treefix.agent.tree import BASE_SECONDS_KEY, ExecResult, Node, NodeKind
 from treefix.tools.diffs import changed_paths
 from treefix.tools.sandbox import RunResult, shorten
 from treefix.tools.testing import ERROR, FAILED, PASSED, TestReport, run_tests
@@ -277,7 +277,7 @@ def observe(ctx: SearchContext, repro: Repro, cand: Node, output: str, tests: di
     """Record how a candidate left a reproduction; returns PASSED or FAILED. Applies the demotion
     rule (`unmoved`, see the module's doc) and emits `reproduction` when a candidate is the first
     to pass it (turn control's "a reproduction newly passes")."""
-    from treefix.agent.outputs import normalised
+    from treefix.tools.diffs import normalised
 
     with _LOCK:
         r = ctx.store.get(repro.node)
@@ -347,7 +347,7 @@ def demoted(ctx: SearchContext) -> set[str]:
 def recheck(ctx: SearchContext, node: Node) -> int:
     """Run a newly accepted reproduction node's files on the best RECHECK distinct candidates made
     before it (one charged run each). Returns how many were checked."""
-    from treefix.agent.outputs import normalised
+    from treefix.tools.diffs import normalised
 
     mine = [r for r in reproductions(ctx) if r.node == node.id]
     seen, done = set(), 0
@@ -425,7 +425,6 @@ def check_command(ctx: SearchContext) -> str:
     every test passes there: the command cannot tell a fix from a no-op, only catch what a candidate
     breaks, so the run grows reproductions and uses the coverage to choose regression tests.
     "tests" otherwise (a failing test to make pass, or no per-test result): as before."""
-    from treefix.agent.evaluate import BASE_SECONDS_KEY
     from treefix.agent.policies.localise import gather
     from treefix.agent.policies.offline import BASELINE_KEY, SPECTRUM_KEY
 

@@ -85,7 +85,7 @@ def child_kind(ctx: SearchContext, policy: Policy, parent: Node) -> NodeKind:
 
 
 def identical_sibling(ctx: SearchContext, parent_id: str, diff: str) -> Node | None:
-    from treefix.agent.outputs import normalised
+    from treefix.tools.diffs import normalised
 
     key = normalised(diff)
     for sib in ctx.store.children(parent_id):

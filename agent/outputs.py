@@ -16,6 +16,7 @@ from treefix.agent.store import RunStore
 from treefix.agent.task import Task
 from treefix.agent.tree import Node, NodeKind
 from treefix.prompts import render
+from treefix.tools.diffs import normalised
 from treefix.tools.testing import PASSED, SKIPPED
 
 if TYPE_CHECKING:
@@ -24,12 +25,6 @@ if TYPE_CHECKING:
 
 TREE_FORMAT = "treefix.tree/1"
 SUMMARY_FORMAT = "treefix.summary/1"
-
-
-def normalised(diff: str) -> str:
-    """A diff without index lines and hunk offsets, so equal edits compare equal."""
-    lines = [ln.rstrip() for ln in diff.splitlines() if not ln.startswith(("index ", "@@"))]
-    return "\n".join(lines)
 
 
 def candidates(nodes: list[Node]) -> list[Node]:

@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
+BASE_SECONDS_KEY = "tests/base_seconds"  # store meta: how long the base test run took
+
 
 class NodeKind(StrEnum):
     ROOT = "root"

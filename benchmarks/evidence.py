@@ -45,7 +45,6 @@ from pathlib import Path
 
 from treefix.agent.budget import Limits
 from treefix.agent.config import RunConfig
-from treefix.agent.outputs import normalised
 from treefix.agent.policies.base import Candidate, NoCandidate, SearchContext
 from treefix.agent.run import Agents, run_fix
 from treefix.agent.task import Task
@@ -54,7 +53,7 @@ from treefix.evals.dataset import Instance, load_dataset
 from treefix.evals.environment import ensure_venv
 from treefix.evals.harness import evaluate_one
 from treefix.evals.worker import agent_repo
-from treefix.tools.diffs import patch_paths
+from treefix.tools.diffs import normalised, patch_paths
 
 SUITE = Path(__file__).resolve().parents[1] / "evals" / "suites" / "all.jsonl"
 ARMS = ("evidence", "critic-only")

@@ -29,3 +29,9 @@ def drop_files(diff: str, paths: set[str]) -> str:
             continue
         keep.append(section)
     return "".join(keep)
+
+
+def normalised(diff: str) -> str:
+    """A diff without index lines and hunk offsets, so equal edits compare equal."""
+    lines = [ln.rstrip() for ln in diff.splitlines() if not ln.startswith(("index ", "@@"))]
+    return "\n".join(lines)

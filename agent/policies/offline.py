@@ -21,11 +21,10 @@ import re
 import threading
 from dataclasses import asdict, dataclass
 
-from treefix.agent.evaluate import BASE_SECONDS_KEY
 from treefix.agent.policies.base import Candidate, NoCandidate, SearchContext
 from treefix.agent.policies.localise import Site, Spectrum, assertion_values, frame_weights, gather, ochiai
 from treefix.agent.policies.operators import Mutation, compiles, mutations, parse, statement_line
-from treefix.agent.tree import Judgement, Node, NodeKind
+from treefix.agent.tree import BASE_SECONDS_KEY, Judgement, Node, NodeKind
 from treefix.tools.diffs import changed_paths
 from treefix.tools.testing import PASSED
 
