@@ -221,7 +221,7 @@ def _grade(
     if official:
         try:
             with installed_checkout(repo, venv, spec.raw.get("install"), log_dir / "install.log"):
-                run = box.run(cmd, repo, timeout, venv.env(repo))
+                run = box.run(cmd, repo, timeout, {**venv.env(repo), **spec.test_env()})
         except EnvError as e:
             return InstanceResult(iid, ERROR, patch_applied=True, error=f"install in the checkout: {e}")
         status = swebench_specs.parse_log(inst, run.output)

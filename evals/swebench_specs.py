@@ -98,6 +98,19 @@ class SweSpec:
             steps.append(install)
         return steps
 
+    def test_env(self) -> dict[str, str]:
+        """Variables the spec's eval commands export before the tests (Django's LANG/LC_ALL). A
+        locale this machine has not generated (SWE-bench's image runs locale-gen as root) becomes
+        C.UTF-8: same UTF-8 encoding, so Python 3.6 does not fall back to ASCII file names."""
+        env: dict[str, str] = {}
+        for cmd in self.raw.get("eval_commands", []):
+            if m := re.fullmatch(r"\s*export\s+([A-Za-z_]\w*)=(.*?)\s*", cmd):
+                value = " ".join(shlex.split(m.group(2))) if m.group(2) else ""
+                if m.group(1) in ("LANG", "LC_ALL") and not _has_locale(value):
+                    value = "C.UTF-8"
+                env[m.group(1)] = value
+        return env
+
     def test_command(self, inst: Instance) -> str:
         cmd = self.raw["test_cmd"]
         cmd = cmd[-1] if isinstance(cmd, list) else cmd
@@ -205,6 +218,19 @@ def find_python(version: str) -> Path:
         f"Python {version} is not on this machine (looked in ~/.pyenv/versions, `uv python find`, "
         f"PATH); install it, e.g. `pyenv install {version}`"
     )
+
+
+@cache
+def _locales() -> frozenset[str]:
+    try:
+        out = subprocess.run(["locale", "-a"], capture_output=True, text=True).stdout
+    except OSError:
+        return frozenset()
+    return frozenset(x.strip().lower().replace("-", "") for x in out.splitlines())
+
+
+def _has_locale(name: str) -> bool:
+    return name.lower().replace("-", "") in _locales()
 
 
 def _natural(p: Path) -> tuple[int, ...]:

@@ -84,3 +84,12 @@ def test_system_steps_are_left_out_and_repository_edits_kept() -> None:
     assert any(s.startswith("apt-get") for s in spec.skipped_steps())
     sphinx = swebench_specs.spec_for(_inst("sphinx-doc/sphinx", "3.5", "", ["t"], []))
     assert "sed -i 's/pytest/pytest -rA/' tox.ini" in sphinx.repo_steps()
+
+
+def test_eval_commands_exports_reach_the_tests_with_a_locale_this_machine_has() -> None:
+    django30 = swebench_specs.spec_for(_inst("django/django", "3.0", "", ["t"], []))
+    env = django30.test_env()
+    assert env["LANGUAGE"] == "en_US:en"
+    # en_US.UTF-8 only exists where locale-gen ran as root; UTF-8 is what the tests need
+    assert env["LANG"] == env["LC_ALL"] == ("en_US.UTF-8" if swebench_specs._has_locale("en_US.UTF-8") else "C.UTF-8")
+    assert swebench_specs.spec_for(_inst("django/django", "4.0", "", ["t"], [])).test_env() == {}
