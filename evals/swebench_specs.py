@@ -119,6 +119,55 @@ class SweSpec:
         return " ".join([cmd, *sw.directives(inst.model_dump(mode="json"))])
 
 
+def agent_test_command(inst: Instance, repos_dir: Path | None, *, visible: bool = False) -> str | None:
+    """The agent's test command for a SWE-bench instance: SWE-bench's own test command and runner
+    (Django's runtests.py, SymPy's bin/test, pytest -rA, ...) on the test files its directives
+    name, as they are at the base commit (a file the hidden test patch would add is left out, so
+    nothing of the hidden tests shows). With `visible` (the --visible-tests opt-in) the test
+    patch is in the agent's base and every directive is kept. None when there is no spec or clone."""
+    if not (applies(inst) and available()):
+        return None
+    try:
+        spec = spec_for(inst)
+    except SpecError:
+        return None
+    paths = re.findall(r"diff --git a/.* b/(.*)", inst.test_patch or "")
+    if not visible:
+        clone = _clone(inst.repo, repos_dir)
+        paths = [p for p in paths if clone and _exists_at(clone, inst.base_commit, p)]
+    sw = _swebench()
+    assert sw is not None
+    fake = {"repo": inst.repo, "test_patch": "".join(f"diff --git a/{p} b/{p}\n" for p in paths)}
+    cmd = spec.raw["test_cmd"]
+    cmd = cmd[-1] if isinstance(cmd, list) else cmd
+    return " ".join([cmd, *sw.directives(fake)])
+
+
+def test_env(inst: Instance) -> dict[str, str]:
+    """The spec's exported variables for this instance's test runs ({} without a spec)."""
+    if not (applies(inst) and available()):
+        return {}
+    try:
+        return spec_for(inst).test_env()
+    except SpecError:
+        return {}
+
+
+def _clone(repo: str, repos_dir: Path | None) -> Path | None:
+    if repos_dir is None:
+        return None
+    for cand in (Path(repos_dir) / repo.replace("/", "__"), Path(repos_dir) / repo):
+        if cand.exists():
+            return cand.resolve()
+    return None
+
+
+def _exists_at(clone: Path, commit: str | None, path: str) -> bool:
+    proc = subprocess.run(["git", "cat-file", "-e", f"{commit or 'HEAD'}:{path}"], cwd=clone,
+                          capture_output=True)  # fmt: skip
+    return proc.returncode == 0
+
+
 def spec_for(inst: Instance) -> SweSpec:
     sw = _swebench()
     if sw is None:

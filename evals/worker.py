@@ -126,6 +126,7 @@ def _solve(item: WorkItem, work: Path, emit: Emit, start: float, model: ChatMode
     from treefix.agent.config import RunConfig
     from treefix.agent.task import Task
     from treefix.evals.environment import ensure_venv
+    from treefix.evals.swebench_specs import test_env
 
     emit("phase", {"phase": "setup"})
     cache = Path(item.cache_dir)
@@ -138,7 +139,7 @@ def _solve(item: WorkItem, work: Path, emit: Emit, start: float, model: ChatMode
         test_cmd = visible_test_cmd(test_cmd, item.visible.tests)
     task = Task(
         repo=repo, problem_statement=item.task.problem_statement, test_cmd=test_cmd,
-        task_id=item.instance_id, env=venv.env(), test_timeout=item.env.test_timeout,
+        task_id=item.instance_id, env={**venv.env(), **test_env(inst)}, test_timeout=item.env.test_timeout,
         auto_timeout=True,  # the instance's timeout is the ceiling; a looping mutant costs a multiple of the base run
     )  # fmt: skip
     ledger = None
@@ -215,7 +216,10 @@ def visible_test_cmd(base_cmd: str | None, tests: list[str]) -> str:
     the visible tests, as the official harness runs a test patch's files. The passing tests of
     those files are what tells a fault localiser the failing path from the shared one."""
     base_cmd = base_cmd or "python -m pytest -rA -p no:cacheprovider"
-    files = dict.fromkeys(t.split("::", 1)[0] for t in tests)
+    # pytest node ids only (Django's "test_x (mod.Class)" is not a file); files already named
+    # (SWE-bench's directives) are not named twice
+    named = set(base_cmd.split())
+    files = [f for f in dict.fromkeys(t.split("::", 1)[0] for t in tests if "::" in t) if f not in named]
     return " ".join([base_cmd, *map(shlex.quote, files)])  # quoted: odd file names stay one argument
 
 
