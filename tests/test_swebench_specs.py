@@ -93,3 +93,27 @@ def test_eval_commands_exports_reach_the_tests_with_a_locale_this_machine_has() 
     # en_US.UTF-8 only exists where locale-gen ran as root; UTF-8 is what the tests need
     assert env["LANG"] == env["LC_ALL"] == ("en_US.UTF-8" if swebench_specs._has_locale("en_US.UTF-8") else "C.UTF-8")
     assert swebench_specs.spec_for(_inst("django/django", "4.0", "", ["t"], [])).test_env() == {}
+
+
+def test_agent_runs_swebench_runner_on_the_files_that_exist_at_base(tmp_path: Path) -> None:
+    """The agent's test command is SWE-bench's own runner on the test modules its directives name,
+    minus the ones the hidden test patch would add (their names would show the hidden tests)."""
+    from treefix.evals.environment import git
+
+    clone = tmp_path / "django__django"
+    (clone / "tests/auth_tests").mkdir(parents=True)
+    (clone / "tests/auth_tests/test_validators.py").write_text("")
+    git(clone, "init", "-q")
+    git(clone, "add", "-A")
+    git(clone, "commit", "-qm", "base")
+    sha = git(clone, "rev-parse", "HEAD").stdout.strip()
+    patch = "".join(f"diff --git a/{p} b/{p}\n--- a/{p}\n+++ b/{p}\n@@ -0,0 +1 @@\n+x\n"
+                    for p in ("tests/auth_tests/test_validators.py", "tests/new_app/tests.py"))  # fmt: skip
+    inst = _inst("django/django", "3.0", patch, ["t"], []).model_copy(update={"base_commit": sha})
+    cmd = swebench_specs.agent_test_command(inst, tmp_path)
+    assert cmd is not None and cmd.startswith("./tests/runtests.py ") and cmd.endswith(" auth_tests.test_validators")
+    assert "new_app" not in cmd
+    visible = swebench_specs.agent_test_command(inst, tmp_path, visible=True)
+    assert visible is not None and visible.endswith(" auth_tests.test_validators new_app.tests")
+    own = inst.model_copy(update={"test_cmd": "make test"})  # a task set with its own command
+    assert swebench_specs.agent_test_command(own, tmp_path) is None
