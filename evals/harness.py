@@ -213,6 +213,7 @@ def _grade(
         return InstanceResult(iid, ERROR, patch_applied=True, error=error)
     if official:
         cmd = isolate_pytest(spec.test_command(inst), repo)
+        swebench_specs.prepare_runner(cmd, repo, venv.python)
     else:
         cmd = test_command(inst)
     (log_dir / "eval.sh").write_text(f"cd {shlex.quote(str(repo))}\n{cmd}\n")

@@ -143,6 +143,23 @@ def agent_test_command(inst: Instance, repos_dir: Path | None, *, visible: bool 
     return " ".join([cmd, *sw.directives(fake)])
 
 
+def prepare_runner(cmd: str, repo: Path, python: Path) -> None:
+    """`tox --current-env -eNAME` runs the tests with `.tox/NAME/bin/python`, a symlink it makes to
+    the interpreter tox runs on. In SWE-bench's conda env that is a real binary; a venv's python is
+    a symlink whose venv is found from the path it is started by, so through tox's link it loses
+    the venv's packages ("No module named pytest"). tox keeps a `bin/python` that exists, so one
+    that starts the venv's own interpreter is put there first."""
+    m = re.search(r"\btox\b.*--current-env.*?-e\s*([\w.-]+)", cmd)
+    if not m:
+        return
+    bindir = Path(repo) / ".tox" / m.group(1) / "bin"
+    bindir.mkdir(parents=True, exist_ok=True)
+    for name in ("python", "python3"):
+        exe = bindir / name
+        exe.write_text(f'#!/bin/sh\nexec {shlex.quote(str(python))} "$@"\n')
+        exe.chmod(0o755)
+
+
 def test_env(inst: Instance) -> dict[str, str]:
     """The spec's exported variables for this instance's test runs ({} without a spec)."""
     if not (applies(inst) and available()):

@@ -39,7 +39,7 @@ _ENV_FIELDS = (
     "instance_id", "repo", "base_commit", "version", "source", "bug_patch", "setup", "pythonpath",
     "environment_setup_commit", "system_site_packages",
 )  # fmt: skip
-_EXCLUDES = "__pycache__/\n*.pyc\n.pytest_cache/\n*.egg-info/\n.eggs/\n"
+_EXCLUDES = "__pycache__/\n*.pyc\n.pytest_cache/\n*.egg-info/\n.eggs/\n.tox/\n"
 
 
 @dataclass(frozen=True)
@@ -137,6 +137,10 @@ def _solve(item: WorkItem, work: Path, emit: Emit, start: float, model: ChatMode
     test_cmd = item.task.test_cmd
     if item.visible is not None:
         test_cmd = visible_test_cmd(test_cmd, item.visible.tests)
+    if test_cmd:  # tox --current-env must run the venv's interpreter (see prepare_runner)
+        from treefix.evals.swebench_specs import prepare_runner
+
+        prepare_runner(test_cmd, repo, venv.python)
     task = Task(
         repo=repo, problem_statement=item.task.problem_statement, test_cmd=test_cmd,
         task_id=item.instance_id, env={**venv.env(), **test_env(inst)}, test_timeout=item.env.test_timeout,

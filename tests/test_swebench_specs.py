@@ -117,3 +117,28 @@ def test_agent_runs_swebench_runner_on_the_files_that_exist_at_base(tmp_path: Pa
     assert visible is not None and visible.endswith(" auth_tests.test_validators new_app.tests")
     own = inst.model_copy(update={"test_cmd": "make test"})  # a task set with its own command
     assert swebench_specs.agent_test_command(own, tmp_path) is None
+
+
+def test_tox_current_env_runs_the_venv_interpreter(tmp_path: Path) -> None:
+    """tox-current-env links `.tox/NAME/bin/python` to the interpreter tox runs on; through that
+    link a venv's packages are lost (SWE-bench's conda env has a real binary there). The runner
+    gets an interpreter that is the venv's own, and tox keeps one that exists."""
+    import os
+    import subprocess
+    import sys
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    site = next((venv / "lib").glob("python3.*")) / "site-packages"
+    (site / "only_in_venv.py").write_text("")
+    probe = ["-c", "import only_in_venv"]
+    linked = tmp_path / "linked" / ".tox/py39/bin"
+    linked.mkdir(parents=True)
+    os.symlink(venv / "bin/python", linked / "python")  # what tox-current-env makes
+    assert subprocess.run([str(linked / "python"), *probe], capture_output=True).returncode != 0
+
+    repo = tmp_path / "repo"
+    swebench_specs.prepare_runner("tox --current-env -epy39 -v -- tests/test_x.py", repo, venv / "bin/python")
+    assert subprocess.run([str(repo / ".tox/py39/bin/python"), *probe], capture_output=True).returncode == 0
+    swebench_specs.prepare_runner("pytest -rA tests/test_x.py", tmp_path / "other", venv / "bin/python")
+    assert not (tmp_path / "other").exists()
