@@ -232,3 +232,14 @@ def test_a_missing_interpreter_fails_one_instance_with_a_clear_message(tmp_path:
     monkeypatch.setenv("PATH", str(tmp_path))  # nor on PATH
     with pytest.raises(EnvError, match=r"psf__requests-1: Python 3\.9 is not on this machine"):
         ensure_venv(inst, tmp_path / "cache", tmp_path)
+
+
+def test_an_invalid_reason_names_a_missing_module(tmp_path: Path) -> None:
+    from treefix.evals.validate import _hint
+
+    log = tmp_path / "before/logs/acme__x-1"
+    log.mkdir(parents=True)
+    (log / "test_output.txt").write_text("E   ModuleNotFoundError: No module named 'docutils.utils.roman'\n")
+    assert _hint(tmp_path, "acme__x-1") == "an import fails in this environment: No module named 'docutils.utils.roman'"
+    (log / "test_output.txt").write_text("1 passed\n")
+    assert _hint(tmp_path, "acme__x-1") is None
