@@ -213,6 +213,7 @@ def _grade(
         return InstanceResult(iid, ERROR, patch_applied=True, error=error)
     if official:
         cmd = isolate_pytest(spec.test_command(inst), repo)
+        swebench_specs.prepare_runner(cmd, repo, venv.python)
     else:
         cmd = test_command(inst)
     (log_dir / "eval.sh").write_text(f"cd {shlex.quote(str(repo))}\n{cmd}\n")
@@ -221,7 +222,7 @@ def _grade(
     if official:
         try:
             with installed_checkout(repo, venv, spec.raw.get("install"), log_dir / "install.log"):
-                run = box.run(cmd, repo, timeout, venv.env(repo))
+                run = box.run(cmd, repo, timeout, {**venv.env(repo), **spec.test_env()})
         except EnvError as e:
             return InstanceResult(iid, ERROR, patch_applied=True, error=f"install in the checkout: {e}")
         status = swebench_specs.parse_log(inst, run.output)

@@ -26,6 +26,7 @@ from treefix.evals.dataset import Instance, load_dataset
 from treefix.evals.executors import Done, Event, Executor, make_executor
 from treefix.evals.harness import DEFAULT_TEST_CMD
 from treefix.evals.outputs import BatchOutputs, OutputsError, instance_dir, model_name_or_path
+from treefix.evals.swebench_specs import agent_test_command
 from treefix.evals.worker import EnvSpec, VisibleTests, WorkItem
 
 if TYPE_CHECKING:
@@ -133,7 +134,9 @@ def build_item(inst: Instance, opts: BatchOptions, config: RunConfig) -> WorkIte
     """The only thing a worker receives. Built from the agent view and an allow-listed EnvSpec."""
     view = inst.agent_view()
     # The instance's test command on the repo as it is: the repo's own tests, never the hidden ones.
-    view = replace(view, test_cmd=view.test_cmd or inst.test_cmd or DEFAULT_TEST_CMD)
+    # SWE-bench instances: SWE-bench's own runner on the test files it names (see agent_test_command).
+    own = agent_test_command(inst, opts.repos_dir, visible=opts.visible_tests)
+    view = replace(view, test_cmd=view.test_cmd or inst.test_cmd or own or DEFAULT_TEST_CMD)
     visible = VisibleTests(inst.test_patch, list(inst.FAIL_TO_PASS)) if opts.visible_tests else None
     cfg = config.to_dict()
     if cfg.get("base_check") is None:  # the instance's command usually passes on the base: then reproduce

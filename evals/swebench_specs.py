@@ -98,12 +98,91 @@ class SweSpec:
             steps.append(install)
         return steps
 
+    def test_env(self) -> dict[str, str]:
+        """Variables the spec's eval commands export before the tests (Django's LANG/LC_ALL). A
+        locale this machine has not generated (SWE-bench's image runs locale-gen as root) becomes
+        C.UTF-8: same UTF-8 encoding, so Python 3.6 does not fall back to ASCII file names."""
+        env: dict[str, str] = {}
+        for cmd in self.raw.get("eval_commands", []):
+            if m := re.fullmatch(r"\s*export\s+([A-Za-z_]\w*)=(.*?)\s*", cmd):
+                value = " ".join(shlex.split(m.group(2))) if m.group(2) else ""
+                if m.group(1) in ("LANG", "LC_ALL") and not _has_locale(value):
+                    value = "C.UTF-8"
+                env[m.group(1)] = value
+        return env
+
     def test_command(self, inst: Instance) -> str:
         cmd = self.raw["test_cmd"]
         cmd = cmd[-1] if isinstance(cmd, list) else cmd
         sw = _swebench()
         assert sw is not None
         return " ".join([cmd, *sw.directives(inst.model_dump(mode="json"))])
+
+
+def agent_test_command(inst: Instance, repos_dir: Path | None, *, visible: bool = False) -> str | None:
+    """The agent's test command for a SWE-bench instance: SWE-bench's own test command and runner
+    (Django's runtests.py, SymPy's bin/test, pytest -rA, ...) on the test files its directives
+    name, as they are at the base commit (a file the hidden test patch would add is left out, so
+    nothing of the hidden tests shows). With `visible` (the --visible-tests opt-in) the test
+    patch is in the agent's base and every directive is kept. None when there is no spec or clone."""
+    if not (applies(inst) and available()):
+        return None
+    try:
+        spec = spec_for(inst)
+    except SpecError:
+        return None
+    paths = re.findall(r"diff --git a/.* b/(.*)", inst.test_patch or "")
+    if not visible:
+        clone = _clone(inst.repo, repos_dir)
+        paths = [p for p in paths if clone and _exists_at(clone, inst.base_commit, p)]
+    sw = _swebench()
+    assert sw is not None
+    fake = {"repo": inst.repo, "test_patch": "".join(f"diff --git a/{p} b/{p}\n" for p in paths)}
+    cmd = spec.raw["test_cmd"]
+    cmd = cmd[-1] if isinstance(cmd, list) else cmd
+    return " ".join([cmd, *sw.directives(fake)])
+
+
+def prepare_runner(cmd: str, repo: Path, python: Path) -> None:
+    """`tox --current-env -eNAME` runs the tests with `.tox/NAME/bin/python`, a symlink it makes to
+    the interpreter tox runs on. In SWE-bench's conda env that is a real binary; a venv's python is
+    a symlink whose venv is found from the path it is started by, so through tox's link it loses
+    the venv's packages ("No module named pytest"). tox keeps a `bin/python` that exists, so one
+    that starts the venv's own interpreter is put there first."""
+    m = re.search(r"\btox\b.*--current-env.*?-e\s*([\w.-]+)", cmd)
+    if not m:
+        return
+    bindir = Path(repo) / ".tox" / m.group(1) / "bin"
+    bindir.mkdir(parents=True, exist_ok=True)
+    for name in ("python", "python3"):
+        exe = bindir / name
+        exe.write_text(f'#!/bin/sh\nexec {shlex.quote(str(python))} "$@"\n')
+        exe.chmod(0o755)
+
+
+def test_env(inst: Instance) -> dict[str, str]:
+    """The spec's exported variables for this instance's test runs ({} without a spec)."""
+    if not (applies(inst) and available()):
+        return {}
+    try:
+        return spec_for(inst).test_env()
+    except SpecError:
+        return {}
+
+
+def _clone(repo: str, repos_dir: Path | None) -> Path | None:
+    if repos_dir is None:
+        return None
+    for cand in (Path(repos_dir) / repo.replace("/", "__"), Path(repos_dir) / repo):
+        if cand.exists():
+            return cand.resolve()
+    return None
+
+
+def _exists_at(clone: Path, commit: str | None, path: str) -> bool:
+    proc = subprocess.run(["git", "cat-file", "-e", f"{commit or 'HEAD'}:{path}"], cwd=clone,
+                          capture_output=True)  # fmt: skip
+    return proc.returncode == 0
 
 
 def spec_for(inst: Instance) -> SweSpec:
@@ -205,6 +284,19 @@ def find_python(version: str) -> Path:
         f"Python {version} is not on this machine (looked in ~/.pyenv/versions, `uv python find`, "
         f"PATH); install it, e.g. `pyenv install {version}`"
     )
+
+
+@cache
+def _locales() -> frozenset[str]:
+    try:
+        out = subprocess.run(["locale", "-a"], capture_output=True, text=True).stdout
+    except OSError:
+        return frozenset()
+    return frozenset(x.strip().lower().replace("-", "") for x in out.splitlines())
+
+
+def _has_locale(name: str) -> bool:
+    return name.lower().replace("-", "") in _locales()
 
 
 def _natural(p: Path) -> tuple[int, ...]:

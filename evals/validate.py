@@ -5,6 +5,7 @@ a broken instance (no clone, no spec, no interpreter, a setup that fails) never 
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -58,12 +59,19 @@ def _hint(run_dir: Path, iid: str) -> str | None:
     """Why tests failed, when the output says so plainly: grading runs without the network."""
     from treefix.evals.harness import _safe
 
+    texts = []
     for label in ("before", "gold"):
         out = run_dir / label / "logs" / _safe(iid) / "test_output.txt"
-        text = out.read_text(errors="replace") if out.is_file() else ""
-        if any(s in text for s in _NETWORK):
+        texts.append(out.read_text(errors="replace") if out.is_file() else "")
+        if any(s in texts[-1] for s in _NETWORK):
             return "these tests need the network, which grading does not have"
+    for text in texts:  # a package resolved today that dropped a module the old code imports
+        if m := _NO_MODULE.search(text):
+            return f"an import fails in this environment: No module named {m.group(1)!r}"
     return None
+
+
+_NO_MODULE = re.compile(r"ModuleNotFoundError: No module named '([\w.]+)'")
 
 
 def validate(

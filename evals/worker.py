@@ -39,7 +39,7 @@ _ENV_FIELDS = (
     "instance_id", "repo", "base_commit", "version", "source", "bug_patch", "setup", "pythonpath",
     "environment_setup_commit", "system_site_packages",
 )  # fmt: skip
-_EXCLUDES = "__pycache__/\n*.pyc\n.pytest_cache/\n*.egg-info/\n.eggs/\n"
+_EXCLUDES = "__pycache__/\n*.pyc\n.pytest_cache/\n*.egg-info/\n.eggs/\n.tox/\n"
 
 
 @dataclass(frozen=True)
@@ -126,6 +126,7 @@ def _solve(item: WorkItem, work: Path, emit: Emit, start: float, model: ChatMode
     from treefix.agent.config import RunConfig
     from treefix.agent.task import Task
     from treefix.evals.environment import ensure_venv
+    from treefix.evals.swebench_specs import test_env
 
     emit("phase", {"phase": "setup"})
     cache = Path(item.cache_dir)
@@ -136,9 +137,13 @@ def _solve(item: WorkItem, work: Path, emit: Emit, start: float, model: ChatMode
     test_cmd = item.task.test_cmd
     if item.visible is not None:
         test_cmd = visible_test_cmd(test_cmd, item.visible.tests)
+    if test_cmd:  # tox --current-env must run the venv's interpreter (see prepare_runner)
+        from treefix.evals.swebench_specs import prepare_runner
+
+        prepare_runner(test_cmd, repo, venv.python)
     task = Task(
         repo=repo, problem_statement=item.task.problem_statement, test_cmd=test_cmd,
-        task_id=item.instance_id, env=venv.env(), test_timeout=item.env.test_timeout,
+        task_id=item.instance_id, env={**venv.env(), **test_env(inst)}, test_timeout=item.env.test_timeout,
         auto_timeout=True,  # the instance's timeout is the ceiling; a looping mutant costs a multiple of the base run
     )  # fmt: skip
     ledger = None
@@ -215,7 +220,10 @@ def visible_test_cmd(base_cmd: str | None, tests: list[str]) -> str:
     the visible tests, as the official harness runs a test patch's files. The passing tests of
     those files are what tells a fault localiser the failing path from the shared one."""
     base_cmd = base_cmd or "python -m pytest -rA -p no:cacheprovider"
-    files = dict.fromkeys(t.split("::", 1)[0] for t in tests)
+    # pytest node ids only (Django's "test_x (mod.Class)" is not a file); files already named
+    # (SWE-bench's directives) are not named twice
+    named = set(base_cmd.split())
+    files = [f for f in dict.fromkeys(t.split("::", 1)[0] for t in tests if "::" in t) if f not in named]
     return " ".join([base_cmd, *map(shlex.quote, files)])  # quoted: odd file names stay one argument
 
 

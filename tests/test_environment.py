@@ -183,3 +183,39 @@ def test_clone_from_repos_dir(tmp_path: Path) -> None:
     with pytest.raises(EnvError, match="no clone"):
         prepare_base(inst.model_copy(update={"repo": "acme/other"}), tmp_path / "w2", tmp_path / "cache",
                      tmp_path / "repos")  # fmt: skip
+
+
+def test_install_in_the_checkout_is_skipped_only_when_it_would_change_nothing(tmp_path: Path) -> None:
+    """SWE-bench's install runs before every grading; with the same packaging files as the last
+    install, and no extension modules built into the checkout, it is skipped."""
+    from treefix.evals.environment import installed_checkout
+
+    venv = Venv(tmp_path / "env" / "venv")
+    venv.bin.mkdir(parents=True)
+    count = tmp_path / "count"
+    install = f"echo x >> {count}; test ! -f BUILD_EXT || touch pkg/_speedups.so"
+
+    def checkout(name: str, setup: str, ext: bool = False) -> Path:
+        repo = tmp_path / name
+        (repo / "pkg").mkdir(parents=True)
+        (repo / "setup.py").write_text(setup)
+        if ext:
+            (repo / "BUILD_EXT").write_text("")
+        git(repo, "init", "-q")
+        git(repo, "add", "-A")
+        git(repo, "commit", "-qm", "base")
+        with installed_checkout(repo, venv, install, tmp_path / f"{name}.log"):
+            pass
+        return repo
+
+    def runs() -> int:
+        return len(count.read_text().split())
+
+    checkout("a", "setup(name='p')\n")
+    checkout("b", "setup(name='p')\n")
+    assert runs() == 1 and "skipped" in (tmp_path / "b.log").read_text()
+    checkout("c", "setup(name='p', entry_points={})\n")  # a patch touched setup.py
+    assert runs() == 2
+    checkout("d", "setup(name='q')\n", ext=True)
+    checkout("e", "setup(name='q')\n", ext=True)  # an in-place build is never skipped
+    assert runs() == 4

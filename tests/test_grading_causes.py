@@ -184,16 +184,23 @@ def test_untagged_checkouts_get_the_instance_version(tmp_path: Path) -> None:
 
 
 def test_validate_judges_every_instance_and_explains_the_bad_ones(
-    tiny: tuple[Instance, Path], tmp_path: Path
+    tiny: tuple[Instance, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from swebench.harness.constants import MAP_REPO_VERSION_TO_SPECS
+    from swebench.harness.log_parsers import MAP_REPO_TO_PARSER
+
     inst, cache = tiny
     scm, repos = _scm_instance(tmp_path)
+    # a spec (SWE-bench's data, not our code) whose Python this machine does not have
+    monkeypatch.setitem(MAP_REPO_VERSION_TO_SPECS, "acme/scm", {"9.9": {"python": "2.1", "test_cmd": "pytest"}})
+    monkeypatch.setitem(MAP_REPO_TO_PARSER, "acme/scm", MAP_REPO_TO_PARSER["pytest-dev/pytest"])
+    old_py = scm.model_copy(update={"instance_id": "acme__scm-2", "version": "9.9", "setup": None, "test_cmd": None})
     missing = scm.model_copy(update={"instance_id": "acme__gone-1", "repo": "acme/gone"})
-    nospec = scm.model_copy(update={"instance_id": "acme__nospec-1", "setup": None, "test_cmd": None})
+    nospec = scm.model_copy(update={"instance_id": "acme__nospec-1", "repo": "acme/nospec", "setup": None, "test_cmd": None})
     badver = Instance(instance_id="pytest-dev__pytest-1", repo="pytest-dev/pytest", problem_statement="x",
                       base_commit=scm.base_commit, version="0.0.1", FAIL_TO_PASS=["t.py::t"])  # fmt: skip
     dataset = tmp_path / "d.jsonl"
-    dataset.write_text("".join(json.dumps(i.to_json()) + "\n" for i in (inst, missing, nospec, badver, scm)))
+    dataset.write_text("".join(json.dumps(i.to_json()) + "\n" for i in (inst, missing, nospec, badver, old_py, scm)))
     res = CliRunner().invoke(app, ["validate", "--dataset", str(dataset), "--repos-dir", str(repos),
                                    "--cache-dir", str(cache), "-o", str(tmp_path / "v"), "--run-id", "r"])  # fmt: skip
     assert res.exit_code == 0 and "Traceback" not in res.output, res.output
@@ -202,9 +209,10 @@ def test_validate_judges_every_instance_and_explains_the_bad_ones(
     assert "no clone in" in verdicts["acme__gone-1"]["reason"]
     assert "SWE-bench has no specification for this repository" in verdicts["acme__nospec-1"]["reason"]
     assert "no specification for version '0.0.1'" in verdicts["pytest-dev__pytest-1"]["reason"]
+    assert "Python 2.1 is not on this machine" in verdicts["acme__scm-2"]["reason"]
     valid = [json.loads(line)["instance_id"] for line in (tmp_path / "v/r/valid.jsonl").open()]
     assert sorted(valid) == ["acme__scm-1", "tiny-1"]
-    assert "2 of 5 valid" in " ".join(res.output.split())
+    assert "2 of 6 valid" in " ".join(res.output.split())
 
 
 def test_a_missing_interpreter_is_named() -> None:
@@ -224,3 +232,14 @@ def test_a_missing_interpreter_fails_one_instance_with_a_clear_message(tmp_path:
     monkeypatch.setenv("PATH", str(tmp_path))  # nor on PATH
     with pytest.raises(EnvError, match=r"psf__requests-1: Python 3\.9 is not on this machine"):
         ensure_venv(inst, tmp_path / "cache", tmp_path)
+
+
+def test_an_invalid_reason_names_a_missing_module(tmp_path: Path) -> None:
+    from treefix.evals.validate import _hint
+
+    log = tmp_path / "before/logs/acme__x-1"
+    log.mkdir(parents=True)
+    (log / "test_output.txt").write_text("E   ModuleNotFoundError: No module named 'docutils.utils.roman'\n")
+    assert _hint(tmp_path, "acme__x-1") == "an import fails in this environment: No module named 'docutils.utils.roman'"
+    (log / "test_output.txt").write_text("1 passed\n")
+    assert _hint(tmp_path, "acme__x-1") is None

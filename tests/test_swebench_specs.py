@@ -84,3 +84,61 @@ def test_system_steps_are_left_out_and_repository_edits_kept() -> None:
     assert any(s.startswith("apt-get") for s in spec.skipped_steps())
     sphinx = swebench_specs.spec_for(_inst("sphinx-doc/sphinx", "3.5", "", ["t"], []))
     assert "sed -i 's/pytest/pytest -rA/' tox.ini" in sphinx.repo_steps()
+
+
+def test_eval_commands_exports_reach_the_tests_with_a_locale_this_machine_has() -> None:
+    django30 = swebench_specs.spec_for(_inst("django/django", "3.0", "", ["t"], []))
+    env = django30.test_env()
+    assert env["LANGUAGE"] == "en_US:en"
+    # en_US.UTF-8 only exists where locale-gen ran as root; UTF-8 is what the tests need
+    assert env["LANG"] == env["LC_ALL"] == ("en_US.UTF-8" if swebench_specs._has_locale("en_US.UTF-8") else "C.UTF-8")
+    assert swebench_specs.spec_for(_inst("django/django", "4.0", "", ["t"], [])).test_env() == {}
+
+
+def test_agent_runs_swebench_runner_on_the_files_that_exist_at_base(tmp_path: Path) -> None:
+    """The agent's test command is SWE-bench's own runner on the test modules its directives name,
+    minus the ones the hidden test patch would add (their names would show the hidden tests)."""
+    from treefix.evals.environment import git
+
+    clone = tmp_path / "django__django"
+    (clone / "tests/auth_tests").mkdir(parents=True)
+    (clone / "tests/auth_tests/test_validators.py").write_text("")
+    git(clone, "init", "-q")
+    git(clone, "add", "-A")
+    git(clone, "commit", "-qm", "base")
+    sha = git(clone, "rev-parse", "HEAD").stdout.strip()
+    patch = "".join(f"diff --git a/{p} b/{p}\n--- a/{p}\n+++ b/{p}\n@@ -0,0 +1 @@\n+x\n"
+                    for p in ("tests/auth_tests/test_validators.py", "tests/new_app/tests.py"))  # fmt: skip
+    inst = _inst("django/django", "3.0", patch, ["t"], []).model_copy(update={"base_commit": sha})
+    cmd = swebench_specs.agent_test_command(inst, tmp_path)
+    assert cmd is not None and cmd.startswith("./tests/runtests.py ") and cmd.endswith(" auth_tests.test_validators")
+    assert "new_app" not in cmd
+    visible = swebench_specs.agent_test_command(inst, tmp_path, visible=True)
+    assert visible is not None and visible.endswith(" auth_tests.test_validators new_app.tests")
+    own = inst.model_copy(update={"test_cmd": "make test"})  # a task set with its own command
+    assert swebench_specs.agent_test_command(own, tmp_path) is None
+
+
+def test_tox_current_env_runs_the_venv_interpreter(tmp_path: Path) -> None:
+    """tox-current-env links `.tox/NAME/bin/python` to the interpreter tox runs on; through that
+    link a venv's packages are lost (SWE-bench's conda env has a real binary there). The runner
+    gets an interpreter that is the venv's own, and tox keeps one that exists."""
+    import os
+    import subprocess
+    import sys
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    site = next((venv / "lib").glob("python3.*")) / "site-packages"
+    (site / "only_in_venv.py").write_text("")
+    probe = ["-c", "import only_in_venv"]
+    linked = tmp_path / "linked" / ".tox/py39/bin"
+    linked.mkdir(parents=True)
+    os.symlink(venv / "bin/python", linked / "python")  # what tox-current-env makes
+    assert subprocess.run([str(linked / "python"), *probe], capture_output=True).returncode != 0
+
+    repo = tmp_path / "repo"
+    swebench_specs.prepare_runner("tox --current-env -epy39 -v -- tests/test_x.py", repo, venv / "bin/python")
+    assert subprocess.run([str(repo / ".tox/py39/bin/python"), *probe], capture_output=True).returncode == 0
+    swebench_specs.prepare_runner("pytest -rA tests/test_x.py", tmp_path / "other", venv / "bin/python")
+    assert not (tmp_path / "other").exists()

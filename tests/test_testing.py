@@ -153,3 +153,30 @@ def test_run_tests_collection_error(project):
 def test_run_tests_plain_command_uses_exit_code(tmp_path, cmd, outcome):
     _, report = run_tests(SubprocessSandbox(), cmd, tmp_path, timeout=10)
     assert report.tests == {cmd: outcome} and report.total == 1 and report.collected
+
+
+def test_run_tests_reads_unittest_verbose_output(tmp_path):
+    """A runner built on unittest (`python -m unittest -v`, Django's runtests.py) is read per test,
+    with ids as unittest prints them: docstrings, skips and a subtest failure included."""
+    pkg = tmp_path / "tests"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "test_m.py").write_text(
+        "import unittest\n\n"
+        "class K(unittest.TestCase):\n"
+        "    def test_ok(self):\n        pass\n\n"
+        "    def test_doc(self):\n        '''Has a docstring.'''\n\n"
+        "    def test_bad(self):\n        self.assertEqual(1, 2)\n\n"
+        "    def test_err(self):\n        raise RuntimeError('x')\n\n"
+        "    @unittest.skip('no')\n    def test_skip(self):\n        pass\n\n"
+        "    def test_sub(self):\n"
+        "        for i in (1, 2):\n"
+        "            with self.subTest(i=i):\n                self.assertEqual(i, 1)\n"
+    )
+    cmd = f"{shlex.quote(sys.executable)} -m unittest -v tests.test_m"
+    _, report = run_tests(SubprocessSandbox(), cmd, tmp_path, 60)
+    names = {k.split(" ")[0]: v for k, v in report.tests.items()}
+    assert names == {"test_ok": "passed", "test_doc": "passed", "test_bad": "failed", "test_err": "error",
+                     "test_skip": "skipped", "test_sub": "failed"}  # fmt: skip
+    assert all(k.endswith(")") and "tests.test_m.K" in k for k in report.tests)
+    assert report.collected and not report.ok and (report.passed, report.failed, report.errors) == (2, 2, 1)

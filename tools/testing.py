@@ -137,6 +137,42 @@ def parse_pytest_output(text: str) -> TestReport:
     return report
 
 
+# unittest's verbose lines ("test_x (pkg.mod.Class) ... ok"), as `python -m unittest -v` and test
+# runners built on it (Django's runtests.py) print them; a docstring puts "doc ... ok" on the next line.
+_UNIT_LINE = re.compile(r"(\w+) \(([\w.]+)\)(?: [^\n]*?)? \.\.\. ?(ok|FAIL|ERROR|skipped|expected failure|unexpected success)?")
+_UNIT_NAME = re.compile(r"^(\w+) \(([\w.]+)\)$")
+_UNIT_DOC = re.compile(r" \.\.\. (ok|FAIL|ERROR|skipped|expected failure|unexpected success)\b")
+_UNIT_SUMMARY = re.compile(r"^(FAIL|ERROR): (\w+) \(([\w.]+)\)")
+_UNIT_WORDS = {"ok": PASSED, "FAIL": FAILED, "ERROR": ERROR, "skipped": SKIPPED, "expected failure": PASSED,
+               "unexpected success": FAILED}  # fmt: skip
+
+
+def parse_unittest_output(text: str) -> TestReport:
+    """Per-test outcomes from unittest's verbose output; ids are written as unittest prints them
+    ("test_x (pkg.mod.Class)"), which is also how SWE-bench names Django's tests. The failure
+    summary ("FAIL: test_x (...)") overrides a line whose status was cut by subtest output."""
+    tests: dict[str, str] = {}
+    pending: str | None = None
+    for line in _ANSI.sub("", text).splitlines():
+        line = line.rstrip()
+        if m := _UNIT_SUMMARY.match(line):
+            tests[f"{m[2]} ({m[3]})"] = _WORDS[m[1] + "ED" if m[1] == "FAIL" else m[1]]
+            continue
+        if pending and (m := _UNIT_DOC.search(line)) and not _UNIT_LINE.match(line):
+            tests.setdefault(pending, _UNIT_WORDS[m[1]])
+            pending = None
+            continue
+        pending = None
+        if m := _UNIT_NAME.match(line):
+            pending = f"{m[1]} ({m[2]})"
+            continue
+        for m in _UNIT_LINE.finditer(line):
+            if m[3]:
+                tests.setdefault(f"{m[1]} ({m[2]})", _UNIT_WORDS[m[3]])
+    ran = re.search(r"(?m)^Ran \d+ tests? in ", text) is not None
+    return _counted(tests, bool(tests) or ran)
+
+
 # --- running -----------------------------------------------------------------------------------
 
 _SEPARATOR = re.compile(r"(&&|\|\||;|\||\n)")
@@ -221,6 +257,9 @@ def run_tests(
         shutil.rmtree(junit_dir, ignore_errors=True)
     if not report.tests and not report.collected:  # no junit file, or a broken one
         report = parse_pytest_output(result.output)
+    if cmd == test_cmd:  # not pytest: maybe unittest's verbose output
+        if (unit := parse_unittest_output(result.output)).tests:
+            report = unit
     if cmd == test_cmd and not report.tests and not report.total:
         # Not pytest and nothing to read: the exit code is the only verdict.
         ok = result.exit_code == 0
