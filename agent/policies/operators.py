@@ -1037,10 +1037,18 @@ def regex_quantifier(src: Source, node: ast.AST) -> Iterator[Mutation]:
 
 
 def branch_order(src: Source, stmt: ast.AST) -> Iterator[Mutation]:
-    """`if a: X elif b: Y` where b must be checked first: the two branches trade places."""
-    if not (isinstance(stmt, ast.If) and len(stmt.orelse) == 1 and isinstance(stmt.orelse[0], ast.If)):
+    """`if a: X elif b: Y` where b must be checked first: the two branches trade places (offered
+    at either branch's line)."""
+    if not isinstance(stmt, ast.If):
         return
-    other = stmt.orelse[0]
+    if len(stmt.orelse) == 1 and isinstance(stmt.orelse[0], ast.If):
+        yield from _swap_branches(src, stmt, stmt.orelse[0])
+    parent = src.parent.get(stmt)
+    if isinstance(parent, ast.If) and parent.orelse == [stmt]:
+        yield from _swap_branches(src, parent, stmt)
+
+
+def _swap_branches(src: Source, stmt: ast.If, other: ast.If) -> Iterator[Mutation]:
     if not src.lines[other.lineno - 1].lstrip().startswith("elif"):
         return
     last = other.body[-1].end_lineno or other.body[-1].lineno
@@ -1053,4 +1061,4 @@ def branch_order(src: Source, stmt: ast.AST) -> Iterator[Mutation]:
         Edit(*test_a, src.seg(other.test)), Edit(*body_a, src.text[body_b[0]:body_b[1]]),
         Edit(*test_b, src.seg(stmt.test)), Edit(*body_b, src.text[body_a[0]:body_a[1]]),
     )  # fmt: skip
-    yield Mutation("branch-order", f"check `{src.seg(other.test)}` before `{src.seg(stmt.test)}`", 0.35, edits)
+    yield Mutation("branch-order", f"check `{src.seg(other.test)}` before `{src.seg(stmt.test)}`", 0.4, edits)
