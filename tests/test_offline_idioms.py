@@ -92,7 +92,7 @@ def test_a_constant_becomes_the_text_the_assertion_expected(tmp_path):
         clues = failure_clues(gather(ctx))
     finally:
         ctx.workspace.close()
-    assert clues.texts == ("null",)  # 'v' and 'title' are on both sides
+    assert clues.texts == ("null",) and clues.got_none  # 'v' and 'title' are on both sides
     outcome = offline_fix(tmp_path / "b", EXPECTED_TEXT)
     assert outcome.exit_status == "verified"
     assert "+        out['type'] = 'null'" in outcome.patch
@@ -103,11 +103,16 @@ def test_expected_text_skips_shortened_summaries_and_dict_keys():
         failing = {"t"}
         messages = {"t": "assert {'a': 1, ...} == {'$id': 2, ...}\n  {'kind': None} != {'kind': 'null'}"}
 
-    assert failure_clues(Failed()) == Clues(("null",), False)  # type: ignore[arg-type]
+    assert failure_clues(Failed()) == Clues(("null",), False, (), True)  # type: ignore[arg-type]
     text = "x = {'kind': None}\n"
-    results = {m.apply(text) for m in mutations(text, 1, (), Clues(("type",)))}
+    results = {m.apply(text) for m in mutations(text, 1, (), Clues(("type",), got_none=True))}
     assert "x = {'kind': 'type'}\n" in results
     assert "x = {'type': None}\n" not in results  # a dict key is not replaced by the text
+    # a constant the wrong output does not show is left alone
+    word = "def f(g):\n    return 'male' if g else 'th'\n"
+    only = {m.apply(word) for m in mutations(word, 2, (), Clues(("st",), got_texts=("th",)))}
+    assert "def f(g):\n    return 'male' if g else 'st'\n" in only
+    assert "def f(g):\n    return 'st' if g else 'th'\n" not in only
 
 
 # --- a regex character class without its quantifier ----------------------------------------------------

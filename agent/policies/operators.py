@@ -175,6 +175,8 @@ class Clues:
 
     texts: tuple[str, ...] = ()
     none_error: bool = False
+    got_texts: tuple[str, ...] = ()  # text only the got side shows: the constants that may be wrong
+    got_none: bool = False  # the got side shows a None the expected side lacks
 
 
 NO_CLUES = Clues()
@@ -1007,6 +1009,8 @@ def hinted_text(src: Source, node: ast.AST, clues: Clues) -> Iterator[Mutation]:
         return  # a docstring is not a value
     if isinstance(parent, ast.Dict) and node in parent.keys:
         return  # the key is what the assertion matched on
+    if not (clues.got_none if node.value is None else node.value in clues.got_texts):
+        return  # only a constant the wrong output shows can be what made it wrong
     for k, value in enumerate(clues.texts[:4]):
         if value != node.value:
             yield Mutation(
