@@ -196,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         store.unlink(missing_ok=True)
     done = {r.instance_id: r for r in (Result(**json.loads(ln)) for ln in
             (store.read_text().splitlines() if store.exists() else []) if ln.strip())}  # fmt: skip
+    done = {k: r for k, r in done.items() if r.exit_status != "error"}  # a setup error is retried on resume
     lock = threading.Lock()
 
     def one(inst: Instance) -> Result:

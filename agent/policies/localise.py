@@ -22,6 +22,7 @@ from pathlib import Path
 import coverage
 
 from treefix.agent.policies.base import SearchContext
+from treefix.agent.policies.operators import Clues
 from treefix.tools.sandbox import scratch_root
 from treefix.tools.testing import PASSED, run_tests
 
@@ -108,6 +109,33 @@ def assertion_values(spectrum: Spectrum, failing: set[str] | None = None) -> tup
             got, expected = (int(g) for g in m.groups() if g is not None)
             pairs += [got, expected]
     return tuple(pairs[:8])
+
+
+QUOTED = re.compile(r"'((?:[^'\\\n]|\\.){1,60})'|\"((?:[^\"\\\n]|\\.){1,60})\"")
+COMPARED = re.compile(r"^\s*(?:assert\s+)?(?P<got>.+?) (?:!=|==) (?P<expected>.+)$", re.M)
+
+
+def failure_clues(spectrum: Spectrum, failing: set[str] | None = None) -> Clues:
+    """Text the failing assertions expected and did not get (quoted strings on the expected side of
+    `got != expected` or `assert got == expected` that the got side lacks), the text and None only
+    the got side shows, and whether a failing test hit a None where a value was needed."""
+    failing = spectrum.failing if failing is None else failing
+    texts: list[str] = []
+    wrong: list[str] = []
+    none_error = got_none = False
+    for t in sorted(failing):
+        message = spectrum.messages.get(t, "")
+        none_error = none_error or "NoneType" in message
+        for m in COMPARED.finditer(message):
+            if "..." in m.group(0):
+                continue  # pytest's shortened summary: the detail lines say the same in full
+            got = [a or b for a, b in QUOTED.findall(m.group("got"))]
+            expected = [a or b for a, b in QUOTED.findall(m.group("expected"))]
+            texts += [e for e in expected if e not in got]
+            wrong += [g for g in got if g not in expected]
+            none = re.compile(r"\bNone\b")
+            got_none = got_none or bool(none.search(m.group("got")) and not none.search(m.group("expected")))
+    return Clues(tuple(dict.fromkeys(texts))[:4], none_error, tuple(dict.fromkeys(wrong))[:8], got_none)
 
 
 def ochiai(spectrum: Spectrum, failing: set[str] | None = None) -> list[Site]:

@@ -22,8 +22,16 @@ import threading
 from dataclasses import asdict, dataclass
 
 from treefix.agent.policies.base import Candidate, NoCandidate, SearchContext
-from treefix.agent.policies.localise import Site, Spectrum, assertion_values, frame_weights, gather, ochiai
-from treefix.agent.policies.operators import Mutation, compiles, mutations, parse, statement_line
+from treefix.agent.policies.localise import (
+    Site,
+    Spectrum,
+    assertion_values,
+    failure_clues,
+    frame_weights,
+    gather,
+    ochiai,
+)
+from treefix.agent.policies.operators import Clues, Mutation, compiles, mutations, parse, statement_line
 from treefix.agent.tree import BASE_SECONDS_KEY, Judgement, Node, NodeKind
 from treefix.tools.diffs import changed_paths
 from treefix.tools.testing import PASSED
@@ -97,7 +105,7 @@ class OfflinePolicy:
             raise NoCandidate
         text = self.base_text(ctx, site.path)
         seen = self._seen_states(ctx)
-        for m in mutations(text, site.line, self.hints(ctx)):
+        for m in mutations(text, site.line, self.hints(ctx), self.clues(ctx)):
             if (cand := self._candidate(site.path, site.line, text, m, {}, seen)) is not None:
                 return cand
         raise NoCandidate
@@ -124,7 +132,7 @@ class OfflinePolicy:
             line = _moved_line(self.base_text(ctx, site.path), current[site.path], site.line)
             options += [
                 (site.score * m.prior, site.path, line, m)
-                for m in mutations(current[site.path], line, self.hints(ctx))
+                for m in mutations(current[site.path], line, self.hints(ctx), self.clues(ctx))
             ]
         for _, path, line, m in sorted(options, key=lambda o: -o[0]):
             if m.apply(current[path]) == self.base_text(ctx, path):
@@ -158,6 +166,10 @@ class OfflinePolicy:
         """Values the failing assertions got and expected, for constants informed by them."""
         return assertion_values(self.spectrum(ctx))
 
+    def clues(self, ctx: SearchContext) -> Clues:
+        """Text the failing assertions expected, and whether a None broke them."""
+        return failure_clues(self.spectrum(ctx))
+
     def sites(self, ctx: SearchContext) -> list[Site]:
         with self._lock:
             if self._sites is None:
@@ -185,7 +197,7 @@ class OfflinePolicy:
         for site in sites:
             text = self.base_text(ctx, site.path)
             src, line = parse(text), statement_line(text, site.line)
-            ops = mutations(text, line, self.hints(ctx)) if line else ()
+            ops = mutations(text, line, self.hints(ctx), self.clues(ctx)) if line else ()
             if src is None or line is None or not ops:
                 continue
             funcs = _functions_at(src.tree, line)

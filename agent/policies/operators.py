@@ -168,13 +168,29 @@ def statement_line(text: str, line: int) -> int | None:
     return max(node.lineno for node, _ in found) if found else None  # type: ignore[attr-defined]
 
 
+@dataclass(frozen=True)
+class Clues:
+    """What the failing tests' messages say beyond integers (see localise.failure_clues): text the
+    assertion expected and did not get, and whether a None reached code that needed a value."""
+
+    texts: tuple[str, ...] = ()
+    none_error: bool = False
+    got_texts: tuple[str, ...] = ()  # text only the got side shows: the constants that may be wrong
+    got_none: bool = False  # the got side shows a None the expected side lacks
+
+
+NO_CLUES = Clues()
+
+
 @lru_cache(maxsize=4096)
-def mutations(text: str, line: int, hints: tuple[int, ...] = ()) -> tuple[Mutation, ...]:
+def mutations(
+    text: str, line: int, hints: tuple[int, ...] = (), clues: Clues = NO_CLUES
+) -> tuple[Mutation, ...]:
     """Every operator applied at the statement that holds `line`: best prior first, one per result.
 
     `hints` are integers the failing tests expected or got (see localise.assertion_values): a
-    constant may need to become one of them. Two mutants with the same description (two `0xFF`
-    on a line) say which occurrence they change."""
+    constant may need to become one of them; `clues` add expected text and None errors. Two
+    mutants with the same description (two `0xFF` on a line) say which occurrence they change."""
     src = parse(text)
     if src is None:
         return ()
@@ -186,6 +202,8 @@ def mutations(text: str, line: int, hints: tuple[int, ...] = ()) -> tuple[Mutati
                 if not isinstance(node, ast.Lambda):
                     found += expression_mutations(src, node)
                     found += hinted_constant(src, node, hints)
+                    found += hinted_text(src, node, clues)
+                    found += none_coalesce(src, node, clues)
     seen: set[str] = set()
     unique = []
     for m in sorted(found, key=lambda m: -m.prior):
@@ -230,7 +248,7 @@ def expression_mutations(src: Source, node: ast.AST) -> list[Mutation]:
     out: list[Mutation] = []
     for op in (compare_swap, boolean, negation, constant, plus_minus_one, arithmetic, antonym,
                swapped_args, drop_slice, regex_anchor, absolute, returned_name, apply_callable,
-               sibling_factor, method_swap, complete_clause):  # fmt: skip
+               sibling_factor, method_swap, complete_clause, none_check, regex_quantifier):  # fmt: skip
         out += op(src, node)
     return out
 
@@ -514,6 +532,14 @@ def arithmetic(src: Source, node: ast.AST) -> Iterator[Mutation]:
         yield Mutation(
             "arithmetic", f"`{tok[2]}` -> `{new}` in `{src.seg(node)}`", prior, (Edit(tok[0], tok[1], new),)
         )
+    if tok[2] == "//":  # floor division rounds negatives down where truncation toward zero was meant
+        left, right = src.seg(node.left), src.seg(node.right)
+        if not isinstance(node.left, ast.Name | ast.Attribute | ast.Constant | ast.Call | ast.Subscript):
+            left = f"({left})"
+        if not isinstance(node.right, ast.Name | ast.Attribute | ast.Constant | ast.Call | ast.Subscript):
+            right = f"({right})"
+        yield Mutation("arithmetic", f"`{src.seg(node)}` -> `int({left} / {right})`", 0.35,
+                       src.replace(node, f"int({left} / {right})"))  # fmt: skip
 
 
 def _swap_word(ident: str) -> str | None:
@@ -657,7 +683,7 @@ def sibling_factor(src: Source, node: ast.AST) -> Iterator[Mutation]:
 
 def statement_mutations(src: Source, stmt: ast.AST) -> list[Mutation]:
     out: list[Mutation] = []
-    for op in (guard, exception_types, defaults, condition_constant, forgotten_call):
+    for op in (guard, exception_types, defaults, condition_constant, forgotten_call, branch_order):
         out += op(src, stmt)
     return out
 
@@ -918,3 +944,125 @@ def hinted_constant(src: Source, node: ast.AST, hints: tuple[int, ...]) -> Itera
     for new, prior in proposals.items():
         if new != value:
             yield Mutation("constant", f"`{value}` -> `{new}` (from the failing assertion)", prior, src.replace(node, str(new)))
+
+
+# --- what: idioms of real one-line fixes ---------------------------------------------------------
+
+ORDERING = (ast.Lt, ast.LtE, ast.Gt, ast.GtE)
+NUMERIC_CALLS = {"max", "min", "abs", "int", "float", "round", "range"}
+
+
+def none_check(src: Source, node: ast.AST) -> Iterator[Mutation]:
+    """`if x:` where `if x is not None:` was meant (an empty value is a value), and `if not x:`
+    where `if x is None:` was meant."""
+    parent = src.parent.get(node)
+    in_test = isinstance(parent, ast.If | ast.While | ast.IfExp) and parent.test is node  # type: ignore[union-attr]
+    if isinstance(parent, ast.BoolOp):
+        grand = src.parent.get(parent)
+        in_test = isinstance(grand, ast.If | ast.While | ast.IfExp) and grand.test is parent  # type: ignore[union-attr]
+    if not in_test:
+        return
+    if isinstance(node, ast.Name | ast.Attribute):
+        text = src.seg(node)
+        yield Mutation("none-check", f"`{text}` -> `{text} is not None`", 0.5, src.replace(node, f"{text} is not None"))
+    elif (
+        isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not) and isinstance(node.operand, ast.Name | ast.Attribute)
+    ):
+        text = src.seg(node.operand)
+        yield Mutation("none-check", f"`not {text}` -> `{text} is None`", 0.5, src.replace(node, f"{text} is None"))
+
+
+def none_coalesce(src: Source, node: ast.AST, clues: Clues) -> Iterator[Mutation]:
+    """`max(lineno, 1)` where `lineno` can be None: `lineno or 0`. Offered only when a failing test
+    saw a None where a value was needed (a TypeError naming NoneType)."""
+    if not clues.none_error or not isinstance(node, ast.Name | ast.Attribute) or not isinstance(node.ctx, ast.Load):
+        return
+    if isinstance(node, ast.Name) and node.id in ("self", "cls", "None"):
+        return
+    parent = src.parent.get(node)
+    fallback, parens = None, True
+    if isinstance(parent, ast.Call) and node in parent.args:
+        name = parent.func.id if isinstance(parent.func, ast.Name) else ""
+        if name in NUMERIC_CALLS:
+            fallback, parens = "0", False
+        elif name in ("len", "sorted", "list", "tuple", "set", "enumerate"):
+            fallback, parens = "()", False
+    elif isinstance(parent, ast.Compare) and any(isinstance(op, ORDERING) for op in parent.ops):
+        fallback = "0"
+    elif isinstance(parent, ast.BinOp) and not _stringy(parent) and type(parent.op) in BIN_TEXT:
+        fallback = "0"
+    elif isinstance(parent, ast.For) and parent.iter is node:
+        fallback = "()"
+    if fallback is None:
+        return
+    text = f"{src.seg(node)} or {fallback}"
+    yield Mutation("none", f"`{src.seg(node)}` -> `{text}`", 0.55, src.replace(node, f"({text})" if parens else text))
+
+
+def hinted_text(src: Source, node: ast.AST, clues: Clues) -> Iterator[Mutation]:
+    """A None or text constant that should be the text the failing assertion expected and did not get
+    (`{'type': None} != {'type': 'null'}`)."""
+    if not clues.texts or not isinstance(node, ast.Constant):
+        return
+    parent = src.parent.get(node)
+    if not (node.value is None or isinstance(node.value, str)) or isinstance(parent, ast.Expr):
+        return  # a docstring is not a value
+    if isinstance(parent, ast.Dict) and node in parent.keys:
+        return  # the key is what the assertion matched on
+    if not (clues.got_none if node.value is None else node.value in clues.got_texts):
+        return  # only a constant the wrong output shows can be what made it wrong
+    for k, value in enumerate(clues.texts[:4]):
+        if value != node.value:
+            yield Mutation(
+                "constant", f"`{src.seg(node)}` -> `{value!r}` (from the failing assertion)",
+                0.5 - 0.05 * k, src.replace(node, repr(value)),
+            )  # fmt: skip
+
+
+REGEX_ATOM = re.compile(r"(?<!\\)(\\[dwsDWS]|\[(?:\\.|[^\]\\])+\])(?![*+?{])")
+
+
+def regex_quantifier(src: Source, node: ast.AST) -> Iterator[Mutation]:
+    """`(\\d)` where `(\\d+)` was meant: one more repetition for a character class in a regex literal."""
+    parent = src.parent.get(node)
+    if not (isinstance(node, ast.Constant) and isinstance(node.value, str) and isinstance(parent, ast.Call)):
+        return
+    func = parent.func
+    if not (isinstance(func, ast.Attribute) and func.attr in REGEX_FUNCS and isinstance(func.value, ast.Name)
+            and func.value.id == "re" and parent.args and parent.args[0] is node):  # fmt: skip
+        return
+    m = re.fullmatch(r"([rR])('''|\"\"\"|'|\")(.*)\2", src.seg(node), flags=re.S)
+    if m is None:
+        return  # only raw literals: their source text is the pattern
+    a = src.span(node)[0] + len(m.group(1)) + len(m.group(2))
+    for atom in REGEX_ATOM.finditer(m.group(3)):
+        end = a + atom.end()
+        yield Mutation("regex", f"`{atom.group(0)}` -> `{atom.group(0)}+`", 0.35, (Edit(end, end, "+"),))
+
+
+def branch_order(src: Source, stmt: ast.AST) -> Iterator[Mutation]:
+    """`if a: X elif b: Y` where b must be checked first: the two branches trade places (offered
+    at either branch's line)."""
+    if not isinstance(stmt, ast.If):
+        return
+    if len(stmt.orelse) == 1 and isinstance(stmt.orelse[0], ast.If):
+        yield from _swap_branches(src, stmt, stmt.orelse[0])
+    parent = src.parent.get(stmt)
+    if isinstance(parent, ast.If) and parent.orelse == [stmt]:
+        yield from _swap_branches(src, parent, stmt)
+
+
+def _swap_branches(src: Source, stmt: ast.If, other: ast.If) -> Iterator[Mutation]:
+    if not src.lines[other.lineno - 1].lstrip().startswith("elif"):
+        return
+    last = other.body[-1].end_lineno or other.body[-1].lineno
+    body_a = (src.starts[stmt.test.end_lineno], src.starts[other.lineno - 1])  # type: ignore[index]
+    body_b = (src.starts[other.test.end_lineno], src.starts[last])  # type: ignore[index]
+    if not (src.text[src.span(stmt.test)[1]:body_a[0]].strip() == ":" and src.text[src.span(other.test)[1]:body_b[0]].strip() == ":"):
+        return  # a body on the header's line (`if a: x`): keep to the plain layout
+    test_a, test_b = src.span(stmt.test), src.span(other.test)
+    edits = (
+        Edit(*test_a, src.seg(other.test)), Edit(*body_a, src.text[body_b[0]:body_b[1]]),
+        Edit(*test_b, src.seg(stmt.test)), Edit(*body_b, src.text[body_a[0]:body_a[1]]),
+    )  # fmt: skip
+    yield Mutation("branch-order", f"check `{src.seg(other.test)}` before `{src.seg(stmt.test)}`", 0.4, edits)
