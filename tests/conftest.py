@@ -1,7 +1,10 @@
 """Shared fixtures: small real git repositories."""
 
+import os
+import signal
 import sqlite3
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -74,3 +77,16 @@ def server():  # type: ignore[no-untyped-def]
 
     with FakeServer() as s:
         yield s
+
+
+def kill_when_stored(cmd: list[str], db: Path, nodes: int, env: dict | None = None) -> list[str]:
+    """Start `cmd` in its own session, SIGKILL its whole group once `db` holds `nodes` nodes (a crash
+    mid-run), and return the node ids stored by then."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=env)
+    deadline = time.time() + 120
+    while len(node_ids(db)) < nodes and time.time() < deadline:
+        assert proc.poll() is None, "the run ended before it could be killed"
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return node_ids(db)

@@ -1,14 +1,11 @@
 """Kill a real `treefix fix` process mid-search with SIGKILL, resume it, lose nothing."""
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
-from conftest import make_repo, node_ids
+from conftest import kill_when_stored, make_repo, node_ids
 from scripted import BUGGY, PLAN, WRONG, critic
 
 TREEFIX = [sys.executable, "-m", "treefix.agent.cli"]
@@ -50,14 +47,7 @@ def test_sigkill_mid_search_then_resume(tmp_path):
         "-o",
         str(run_dir),
     ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + 120
-    while len(node_ids(run_dir / "run.sqlite")) < 5 and time.time() < deadline:
-        assert proc.poll() is None, "the run ended before it could be killed"
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    before = node_ids(run_dir / "run.sqlite")
+    before = kill_when_stored(cmd, run_dir / "run.sqlite", 5)
     assert len(before) >= 5
     assert not (run_dir / "summary.json").exists()
 

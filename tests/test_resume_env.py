@@ -3,12 +3,10 @@ or the resume is refused with the reason when that environment is gone."""
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
-from conftest import make_repo, node_ids
+from conftest import kill_when_stored, make_repo
 from scripted import BUGGY, PLAN, critic
 
 TREEFIX = [sys.executable, "-m", "treefix.agent.cli"]
@@ -36,15 +34,7 @@ def test_resume_from_a_shell_without_the_variable_scores_new_nodes_as_before(tmp
     cmd = [*TREEFIX, "fix", str(repo), "--issue", "clamp(9, 0, 5) returns 0", "-m",
            f"replay:{cassette(tmp_path / 'c.jsonl')}", "--test-cmd", "sleep 0.3; python -m pytest -q -p no:cacheprovider",
            "--max-nodes", "9", "-o", str(run_dir)]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-                            env=shell(PYTHONPATH="src"))  # fmt: skip
-    deadline = time.time() + 120
-    while len(node_ids(run_dir / "run.sqlite")) < 5 and time.time() < deadline:
-        assert proc.poll() is None, "the run ended before it could be killed"
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    before = set(node_ids(run_dir / "run.sqlite"))
+    before = set(kill_when_stored(cmd, run_dir / "run.sqlite", 5, env=shell(PYTHONPATH="src")))
 
     done = subprocess.run([*TREEFIX, "resume", str(run_dir)], capture_output=True, text=True, timeout=300, env=shell())
     assert done.returncode == 1, done.stderr

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 from batchdata import BROKEN, BUGS, read_preds, shared_batch_data, treefix
-from conftest import node_ids
+from conftest import kill_when_stored, node_ids
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -261,17 +261,7 @@ def test_an_instance_killed_mid_search_is_resumed_not_redone(data, tmp_path):
         f"replay:{cassettes}",
     ]
     db = out / "mathx-1" / "run" / "run.sqlite"
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "from treefix.agent.cli import main; main()", *args],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
-    deadline = time.time() + 120
-    while len(node_ids(db)) < 4 and time.time() < deadline:
-        assert proc.poll() is None, "the batch ended before it could be killed"
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)  # the runner and its worker process
-    proc.wait()
-    before = node_ids(db)
+    before = kill_when_stored([sys.executable, "-c", "from treefix.agent.cli import main; main()", *args], db, 4)
     assert len(before) >= 4 and "mathx-1" not in read_preds(out)  # unfinished
     run_id = RunStore(db).get_meta("run_id")
 
