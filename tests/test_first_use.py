@@ -166,7 +166,10 @@ def test_messages_print_paths_as_they_are(tmp_path):
 def test_ctrl_c_names_the_run_to_resume_and_resume_counts_on(tmp_path):
     repo = make_repo(tmp_path / "repo", WORDS)
     args = ["fix", str(repo), "--issue", ISSUE, "--test-cmd", TEST_CMD, "--max-nodes", "6"]
-    proc = subprocess.Popen([*TREEFIX, *args], cwd=repo, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A process started in the background inherits SIGINT ignored (bash does that to `&` jobs), and
+    # Python then keeps ignoring it: give the run the terminal's default, whatever started pytest.
+    proc = subprocess.Popen([*TREEFIX, *args], cwd=repo, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
     try:
         deadline = time.monotonic() + 120
         runs = repo / ".treefix" / "runs"
