@@ -5,7 +5,7 @@
 Resolve rate per turn budget (8..128) for the baselines (linear, best-of-n, greedy) and for MCTS
 with one setting at a time: the old defaults, progressive widening alpha, the budget-aware rule
 (branch_margin), the exploration constant, the root's cap. No turn control. The seed (1) differs
-from the one the simulator's table is reported on (`python -m treefix.evals.simulate --seed 7`),
+from the one the simulator's table is reported on (`python -m treefix.evals.simulate --seed 11`),
 so the settings chosen here (evals/simulate.py TUNED) are judged on held-out tasks.
 """
 

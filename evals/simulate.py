@@ -6,7 +6,9 @@ turns to find out; a loop cut short halves its chance), whether code implements 
 whether a repair fixes a failing attempt. The visible tests pass for a true fix and, with a chance
 set by the reproduction quality, for a wrong one too; the critic sees the truth through Gaussian
 noise. Prompt tokens grow with depth. A task is resolved when the run's chosen node is a true fix.
-Every draw comes from a generator seeded by (seed, task), so a run is repeatable.
+Every draw comes from a generator seeded by (seed, task, node path, what is drawn), so a run is
+repeatable and all strategies meet the same luck on the same node (common random numbers): the
+table's paired differences compare choices, not draws.
 
     python -m treefix.evals.simulate --tasks 200 --out sim/
 """
@@ -101,24 +103,39 @@ class SimModel:
 # ---- the synthetic policy, critic and evaluator --------------------------------------------------------
 @dataclass
 class SimTask:
+    """One synthetic task. Every draw is keyed by (seed, task, node path, purpose): the i-th plan of
+    the root, its j-th code child and so on have the same luck under every strategy and budget
+    (common random numbers), so two strategies differ on a task only by what they choose to try."""
+
     index: int
     seed: int
     quality: Quality
     difficulty: float = field(init=False)
 
     def __post_init__(self) -> None:
-        self.rng = random.Random(f"{self.seed}/{self.index}")
         self.trace: list[tuple[int, bool, bool]] = []  # per attempt: (turns spent when tested, verified, fixed)
-        self.difficulty = self.rng.betavariate(2.0, 2.0) * 2  # mean 1: some tasks twice as hard as others
+        self.tested: dict[str, bool] = {}  # node path -> a true fix, per attempt tested
+        self.difficulty = self._rng("difficulty").betavariate(2.0, 2.0) * 2  # mean 1: some tasks twice as hard
         self.lock = threading.Lock()
+        self.paths: set[str] = set()
 
-    def draw(self) -> float:
-        with self.lock:
-            return self.rng.random()
+    def _rng(self, key: str) -> random.Random:
+        return random.Random(f"{self.seed}/{self.index}/{key}")
 
-    def gauss(self, sd: float) -> float:
+    def draw(self, key: str) -> float:
+        return self._rng(key).random()
+
+    def gauss(self, key: str, sd: float) -> float:
+        return self._rng(key).gauss(0.0, sd)
+
+    def child_path(self, parent: str, siblings: int) -> str:
+        """The path of a parent's next child: `p2` (the root's third plan), `p2/c0`, `p2/c0/c1`.
+        Parallel expansions may see the same sibling count; the later one takes the next free index."""
         with self.lock:
-            return self.rng.gauss(0.0, sd)
+            while (path := f"{parent}/c{siblings}" if parent else f"p{siblings}") in self.paths:
+                siblings += 1
+            self.paths.add(path)
+            return path
 
 
 def latent(node: Node) -> dict[str, Any]:
@@ -141,7 +158,8 @@ class SimPolicy:
     def plan(self, ctx: SearchContext, root: Node) -> Candidate:
         assert ctx.caller is not None
         caller, usage = ctx.caller, {}
-        need = min(int(self.task.draw() * 2 * self.q.look) + 1, 12)
+        path = self.task.child_path("", len(ctx.store.children(root.id)))
+        need = min(int(self.task.draw(f"{path}/need") * 2 * self.q.look) + 1, 12)
         turns = ctx.budget.limits.turns_per_node - 1
         caps = ctx.turns.loop(turns) if ctx.turns else None
         prompt = [Message("user", f"SIM need={need} tokens={self._tokens(1)}")]
@@ -150,8 +168,9 @@ class SimPolicy:
         )
         looked = sum(1 for m in messages if m.role == "assistant" and m.tool_calls)
         p = min(self.q.p_plan / self.task.difficulty, 0.95) * (1.0 if looked >= need else 0.5)
-        right = self.task.draw() < p
-        return Candidate("plan", json.dumps({"right": right, "fixed": False, "partial": 0.0}), usage=usage)
+        right = self.task.draw(f"{path}/right") < p
+        body = {"right": right, "fixed": False, "partial": 0.0, "path": path}
+        return Candidate("plan", json.dumps(body), usage=usage)
 
     def code(self, ctx: SearchContext, plan: Node) -> Candidate:
         return self._attempt(ctx, plan, self.q.p_code)
@@ -163,12 +182,13 @@ class SimPolicy:
         usage: dict[str, float] = {}
         self._ask(ctx, "code" if parent.kind is NodeKind.PLAN else "repair", parent.depth + 1, usage)
         state = latent(parent)
+        path = self.task.child_path(state["path"], len(ctx.store.children(parent.id)))
         right = bool(state.get("right"))
-        fixed = self.task.draw() < (p if right else p * 0.05)
+        fixed = self.task.draw(f"{path}/fixed") < (p if right else p * 0.05)
         base = state.get("partial", 0.0)
-        partial = min(0.9, base + self.task.draw() * (0.5 if right else 0.25))
-        body = json.dumps({"right": right, "fixed": fixed, "partial": partial})
-        return Candidate("attempt", f"simulated attempt\n{body}", diff=f"+sim {self.task.draw():.12f}\n", usage=usage)
+        partial = min(0.9, base + self.task.draw(f"{path}/partial") * (0.5 if right else 0.25))
+        body = json.dumps({"right": right, "fixed": fixed, "partial": partial, "path": path})
+        return Candidate("attempt", f"simulated attempt\n{body}", diff=f"+sim {path}\n", usage=usage)
 
 
 class SimCritic:
@@ -180,7 +200,7 @@ class SimCritic:
         ctx.caller("critic", [Message("user", f"SIM need=0 tokens={self.task.quality.tokens // 2}")], usage=node.usage)
         state = latent(node)
         truth = 1.0 if state.get("fixed") else 0.3 + 0.4 * state.get("partial", 0.0) if state.get("right") else 0.2
-        value = min(max(truth + self.task.gauss(self.task.quality.critic_noise), 0.0), 1.0)
+        value = min(max(truth + self.task.gauss(f"{state['path']}/critic", self.task.quality.critic_noise), 0.0), 1.0)
         return Judgement(value, "simulated")
 
 
@@ -190,14 +210,15 @@ def sim_evaluator(task: SimTask):  # type: ignore[no-untyped-def]
             return None
         ctx.budget.charge_test_run()
         state = latent(node)
-        fooled = task.draw() < (1 - task.quality.repro) * 0.3  # the visible tests miss what is wrong
+        fooled = task.draw(f"{state['path']}/fooled") < (1 - task.quality.repro) * 0.3  # the visible tests miss what is wrong
         if state["fixed"] or fooled:
             passed = TESTS
         else:
             passed = min(int(state["partial"] * TESTS), TESTS - 1)
-        if state["right"] and task.draw() < task.quality.repro:  # the issue's reproduction now passes
+        if state["right"] and task.draw(f"{state['path']}/repro") < task.quality.repro:  # the issue's reproduction now passes
             ctx.store.event("reproduction", node=node.id, passed=True)
         task.trace.append((ctx.budget.spent.turns, passed == TESTS, bool(state["fixed"])))
+        task.tested[state["path"]] = bool(state["fixed"])
         return ExecResult(passed=passed, failed=TESTS - passed, exit_code=0 if passed == TESTS else 1)
 
     return evaluate
@@ -251,6 +272,7 @@ class Result:
     nodes: int
     status: str
     trace: list[tuple[int, bool, bool]] = field(default_factory=list)
+    tested: dict[str, bool] = field(default_factory=dict)  # node path -> a true fix
 
     def at(self, budget: int) -> tuple[bool, int]:
         """(resolved, turns) of the same run with a turn budget of `budget` (at most this run's).
@@ -293,7 +315,7 @@ def simulate_one(
         store.close()
         usage = out.summary["usage"]
         return Result(index, resolved, out.exit_status == "verified", usage["turns"], usage["tokens"],
-                      usage["cost"], nodes, out.exit_status, task.trace)  # fmt: skip
+                      usage["cost"], nodes, out.exit_status, task.trace, task.tested)  # fmt: skip
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
 
@@ -349,7 +371,7 @@ def truncated(results: list[Result], budget: int) -> list[Result]:
     out = []
     for r in results:
         resolved, turns = r.at(budget)
-        out.append(replace(r, resolved=resolved, turns=turns, cost=r.cost * turns / max(r.turns, 1), trace=[]))
+        out.append(replace(r, resolved=resolved, turns=turns, cost=r.cost * turns / max(r.turns, 1), trace=[], tested={}))
     return out
 
 
@@ -358,6 +380,20 @@ def budget_blind(config: RunConfig) -> bool:
     one's. Tree strategies with the budget-aware rule (SearchParams.branch_margin) read it."""
     params = config.params()
     return params.strategy in ("linear", "best-of-n") or not params.branch_margin
+
+
+# dynamic turn control in the sweep: the initial run cap at this percentile of the none runs' turns
+# (`--turn-start pNN:RUN_DIR`), the hard cap at the budget (DYNAMIC_HARD "budget") or at fixed's p75.
+DYNAMIC_START = 0.0  # 0: the engine default, half the hard cap
+DYNAMIC_HARD = "p75"
+
+
+def dynamic_caps(turns: list[float], budget: int, p75: int) -> tuple[int, int]:
+    """(initial run cap, hard cap) of a dynamic run, from the none runs' turns at this budget."""
+    hard = budget if DYNAMIC_HARD == "budget" else p75
+    if not DYNAMIC_START:
+        return 0, hard  # the engine's default: half the hard cap
+    return min(hard, max(1, math.ceil(percentile(turns, DYNAMIC_START)))), hard
 
 
 def sweep(
@@ -390,7 +426,11 @@ def sweep(
                     if control == "fixed" and cap >= budget:
                         cells.append(Cell(q.name, strategy, budget, control, base, cap))
                         continue
-                    config = sim_config(strategy, budget, control, cap, **knobs)
+                    if control == "dynamic":
+                        start, hard = dynamic_caps([float(r.turns) for r in base], budget, cap)
+                        config = sim_config(strategy, budget, control, hard, turn_start=start, **knobs)
+                    else:
+                        config = sim_config(strategy, budget, control, cap, **knobs)
                     cells.append(Cell(q.name, strategy, budget, control, run_cell(q, config, tasks, seed, scratch), cap))
                 if progress:
                     progress(cells[-1])
@@ -411,9 +451,10 @@ def markdown(cells: list[Cell]) -> str:
 
 
 def turn_table(cells: list[Cell]) -> str:
-    """dynamic against fixed (both capped at the none runs' p75) and none, per cell."""
-    lines = ["| quality | strategy | budget | p75 cap | none | fixed | dynamic | dynamic turns vs fixed |",
-             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    """dynamic against fixed (capped at the none runs' p75) and none, per cell, with the paired
+    per-task difference dynamic − fixed in resolve rate (points ± SE) and the turns dynamic saves."""
+    lines = ["| quality | strategy | budget | p75 cap | none | fixed | dynamic | dynamic − fixed (pts) | dynamic turns vs fixed |",
+             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     by = {(c.quality, c.strategy, c.budget, c.turn_control): c for c in cells}
     for (q, s, b, t), dyn in by.items():
         if t != "dynamic" or (q, s, b, "fixed") not in by:
@@ -421,7 +462,46 @@ def turn_table(cells: list[Cell]) -> str:
         fix, none = by[(q, s, b, "fixed")], by[(q, s, b, "none")]
         saved = 1 - dyn.mean_turns / fix.mean_turns if fix.mean_turns else 0.0
         cell = lambda c: f"{c.resolve_rate:.1%} / {c.mean_turns:.1f}t"  # noqa: E731
-        lines.append(f"| {q} | {s} | {b} | {dyn.turn_cap} | {cell(none)} | {cell(fix)} | {cell(dyn)} | {-saved:+.1%} |")
+        lines.append(f"| {q} | {s} | {b} | {fix.turn_cap} | {cell(none)} | {cell(fix)} | {cell(dyn)} "
+                     f"| {paired(dyn.results, fix.results)} | {-saved:+.1%} |")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class Paired:
+    """The mean per-task difference of two cells run on the same tasks, and its standard error."""
+
+    diff: float
+    se: float
+    tasks: int
+
+    def __str__(self) -> str:
+        return f"{self.diff * 100:+.1f} ± {self.se * 100:.1f}"
+
+
+def paired(a: list[Result], b: list[Result], value: str = "resolved") -> Paired:
+    """a − b, task by task (both lists hold the same tasks; with common random numbers they met the
+    same luck, so the difference is what the strategies chose, not what they drew)."""
+    if [r.task for r in a] != [r.task for r in b] or not a:
+        raise ValueError("a paired comparison needs the same tasks on both sides")
+    d = [float(getattr(x, value)) - float(getattr(y, value)) for x, y in zip(a, b, strict=True)]
+    mean = sum(d) / len(d)
+    var = sum((x - mean) ** 2 for x in d) / (len(d) - 1) if len(d) > 1 else 0.0
+    return Paired(mean, math.sqrt(var / len(d)), len(d))
+
+
+def paired_table(cells: list[Cell], against: str = "mcts") -> str:
+    """`against` minus each other strategy, per quality and budget (no turn control), in points of
+    resolve rate ± one standard error of the paired difference."""
+    budgets = sorted({c.budget for c in cells})
+    by = {(c.quality, c.strategy, c.budget): c for c in cells if c.turn_control == "none"}
+    lines = [f"| quality | {against} minus | " + " | ".join(map(str, budgets)) + " |",
+             "|---|---|" + "---|" * len(budgets)]  # fmt: skip
+    for q in dict.fromkeys(c.quality for c in cells):
+        for s in dict.fromkeys(c.strategy for c in cells if c.strategy != against):
+            parts = [str(paired(by[(q, against, b)].results, by[(q, s, b)].results))
+                     if (q, against, b) in by and (q, s, b) in by else "-" for b in budgets]  # fmt: skip
+            lines.append(f"| {q} | {s} | " + " | ".join(parts) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -493,6 +573,8 @@ def main(
                       lambda c: print(f"  {c.quality} {c.strategy} budget {c.budget}: done "
                                       f"({time.monotonic() - started:.0f}s)", flush=True))  # fmt: skip
     table = markdown(cells) + "\n" + turn_table(cells)
+    if "mcts" in strategies and len(strategies) > 1:
+        table += "\nmcts minus each baseline, paired per task (points ± SE):\n\n" + paired_table(cells)
     (out / "table.md").write_text(table)
     (out / "cells.json").write_text(json.dumps([c.row() for c in cells], indent=1))
     plot(cells, out / "sim.png")

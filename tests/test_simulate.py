@@ -3,7 +3,18 @@
 import subprocess
 import sys
 
-from treefix.evals.simulate import QUALITIES, budget_blind, sim_config, simulate_one, sweep
+import pytest
+
+from treefix.evals.simulate import (
+    QUALITIES,
+    Result,
+    SimTask,
+    budget_blind,
+    paired,
+    sim_config,
+    simulate_one,
+    sweep,
+)
 
 
 def test_same_seed_same_runs_other_seed_other_runs(tmp_path):
@@ -45,3 +56,40 @@ def test_command_refuses_bad_input(tmp_path):
     )  # fmt: skip
     assert run.returncode == 2 and "unknown quality 'excellent'" in run.stderr and "Traceback" not in run.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_strategies_meet_the_same_luck_on_the_same_node_paths(tmp_path):
+    """Common random numbers: a node's outcome depends on its path in the tree (the root's k-th plan,
+    its j-th child, ...), not on what other strategies drew before it."""
+    q = QUALITIES["medium"]
+    shared = 0
+    for i in range(6):
+        runs = [simulate_one(i, 3, q, sim_config(s, 64), tmp_path) for s in ("mcts", "best-of-n", "linear")]
+        for a in runs:
+            for b in runs:
+                common = a.tested.keys() & b.tested.keys()
+                assert all(a.tested[p] == b.tested[p] for p in common)
+                shared += len([p for p in common if p not in ("p0/c0",)])
+    assert shared  # beyond the first attempt, which every strategy makes alike
+
+
+def test_a_draw_depends_on_its_key_not_on_the_order_of_draws():
+    a, b = SimTask(0, 5, QUALITIES["weak"]), SimTask(0, 5, QUALITIES["weak"])
+    first = [a.draw("p0/right"), a.draw("p1/right"), a.gauss("p0/critic", 0.3)]
+    second = [b.gauss("p0/critic", 0.3), b.draw("p1/right"), b.draw("p0/right")]
+    assert first == second[::-1]
+    assert a.draw("p0/right") != a.draw("p1/right")
+    assert SimTask(1, 5, QUALITIES["weak"]).draw("p0/right") != a.draw("p0/right")
+    assert [a.child_path("", 0), a.child_path("", 0), a.child_path("p0", 0)] == ["p0", "p1", "p0/c0"]
+
+
+def test_paired_difference_and_its_standard_error():
+    def rs(flags):
+        return [Result(i, f, f, 10, 0, 0.0, 1, "x") for i, f in enumerate(flags)]
+
+    d = paired(rs([1, 1, 0, 1]), rs([0, 1, 0, 0]))  # differences 1, 0, 0, 1
+    assert d.diff == 0.5 and abs(d.se - (1 / 3) ** 0.5 / 2) < 1e-12 and d.tasks == 4
+    assert str(d) == "+50.0 ± 28.9"
+    assert paired(rs([1, 0]), rs([1, 0])).se == 0.0
+    with pytest.raises(ValueError):
+        paired(rs([1, 0]), rs([1]))
