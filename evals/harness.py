@@ -7,6 +7,7 @@ a new run directory, so a verdict from an earlier run is never reused. Empty pat
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import json
 import re
@@ -222,7 +223,7 @@ def _grade(
     if official:
         try:
             with installed_checkout(repo, venv, spec.raw.get("install"), log_dir / "install.log"):
-                run = box.run(cmd, repo, timeout, {**venv.env(repo), **spec.test_env()})
+                run = whole_output(box).run(cmd, repo, timeout, {**venv.env(repo), **spec.test_env()})
         except EnvError as e:
             return InstanceResult(iid, ERROR, patch_applied=True, error=f"install in the checkout: {e}")
         status = swebench_specs.parse_log(inst, run.output)
@@ -240,6 +241,15 @@ def _grade(
     elif run.output_limited:
         result.error = "tests stopped: they printed more than the output limit"
     return result
+
+
+def whole_output(box: Sandbox) -> Sandbox:
+    """`box` keeping all of a command's output (up to its stop limit) instead of head and tail:
+    SWE-bench's log parsers read every line, and a test cut from the middle counts as failed."""
+    wide = copy.copy(box)
+    if hasattr(wide, "head"):
+        wide.head = max(wide.head, getattr(wide, "max_output", 0))
+    return wide
 
 
 def grade(
