@@ -7,7 +7,6 @@ a new run directory, so a verdict from an earlier run is never reused. Empty pat
 
 from __future__ import annotations
 
-import copy
 import importlib.util
 import json
 import re
@@ -38,7 +37,7 @@ from treefix.evals.environment import (
     prepare_base,
 )
 from treefix.tools.diffs import patch_paths
-from treefix.tools.sandbox import Sandbox, default_sandbox
+from treefix.tools.sandbox import Sandbox, default_sandbox, whole_output
 from treefix.tools.testing import PASSED, isolate_pytest, run_tests
 
 RESOLVED, UNRESOLVED, EMPTY, ERROR = "resolved", "unresolved", "empty_patch", "error"
@@ -242,14 +241,6 @@ def _grade(
         result.error = "tests stopped: they printed more than the output limit"
     return result
 
-
-def whole_output(box: Sandbox) -> Sandbox:
-    """`box` keeping all of a command's output (up to its stop limit) instead of head and tail:
-    SWE-bench's log parsers read every line, and a test cut from the middle counts as failed."""
-    wide = copy.copy(box)
-    if hasattr(wide, "head"):
-        wide.head = max(wide.head, getattr(wide, "max_output", 0))
-    return wide
 
 
 def grade(

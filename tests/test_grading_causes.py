@@ -254,8 +254,7 @@ def test_a_long_django_run_is_parsed_whole(tmp_path: Path) -> None:
     'failing' before the gold patch). Grading reads the whole output."""
     pytest.importorskip("swebench")
     from treefix.evals import swebench_specs
-    from treefix.evals.harness import whole_output
-    from treefix.tools.sandbox import default_sandbox
+    from treefix.tools.sandbox import default_sandbox, whole_output
 
     n = 2000
     script = (
@@ -273,3 +272,7 @@ def test_a_long_django_run_is_parsed_whole(tmp_path: Path) -> None:
     whole = swebench_specs.parse_log(inst, whole_output(box).run(cmd, repo, 120).output)
     assert len(whole) == n and set(whole.values()) == {"PASSED"}
     assert box.head < whole_output(box).head  # the caller's sandbox is left as it was
+    # the agent's side: the same runner read per test, while the output it keeps stays short
+    run, report = run_tests(box, cmd, repo, 120)
+    assert len(report.tests) == n and report.failed == 0
+    assert "bytes cut" in run.output and len(run.output) < box.head + box.tail + 100
