@@ -320,24 +320,43 @@ def finish_checkout(instance: Instance, repo: Path, venv: Venv, *, commit: bool)
 def installed_checkout(repo: Path, venv: Venv, install: str | None, log: Path) -> Iterator[None]:
     """Run SWE-bench's install command in the checkout, as its eval script does before the tests:
     entry points and dependencies then match the base commit, not the environment commit the
-    venv was built from. The venv is shared, so its users take turns while this holds."""
+    venv was built from. The venv is shared: graders whose install would change nothing use it
+    side by side (shared lock); an install, and the tests of a checkout with extension modules
+    built in place, hold it alone."""
     root = venv.path.parent
     repo = Path(repo).resolve()
-    with _locked(_sibling(root, ".use.lock")):
-        stamp, key = root / "installed.json", _packaging_key(repo, install)
-        if install and _read_json(stamp).get("key") == key:
-            # Same packaging files as the last install and nothing compiled into the checkout:
-            # the install would give the same dependencies and entry points, and the checkout's
-            # code is imported from PYTHONPATH anyway. Saves a pip run per grading.
-            log.write_text(f"# skipped: {install} (same packaging files as the last install, no extension modules)\n")
-        elif install:
-            stamp.unlink(missing_ok=True)
-            env = {**os.environ, **venv.env(repo)}
-            env.pop("PYTHONPATH")
-            _run_logged(install, repo, env, log, shell=True)
-            if not _built_extensions(repo):  # an in-place build lives in the checkout: never skipped
+    stamp, key = root / "installed.json", _packaging_key(repo, install)
+    lock = _sibling(root, ".use.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    installed = False
+    with lock.open("w") as fh:
+        try:
+            while True:
+                fcntl.flock(fh, fcntl.LOCK_SH)
+                if not install or _read_json(stamp).get("key") == key:
+                    # Same packaging files as the last install and nothing compiled into the
+                    # checkout: the install would give the same dependencies and entry points,
+                    # and the checkout's code is imported from PYTHONPATH anyway.
+                    if install and not installed:
+                        log.write_text(f"# skipped: {install} (same packaging files as the last install, "
+                                       "no extension modules)\n")  # fmt: skip
+                    yield
+                    return
+                # flock's upgrade is not atomic: another grader may install in between, so re-read
+                fcntl.flock(fh, fcntl.LOCK_EX)
+                if _read_json(stamp).get("key") == key:
+                    continue
+                stamp.unlink(missing_ok=True)
+                env = {**os.environ, **venv.env(repo)}
+                env.pop("PYTHONPATH")
+                _run_logged(install, repo, env, log, shell=True)
+                installed = True
+                if _built_extensions(repo):  # an in-place build lives in the checkout: used alone
+                    yield
+                    return
                 stamp.write_text(json.dumps({"key": key}))
-        yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 _PACKAGING = ("setup.py", "setup.cfg", "pyproject.toml", "requirements.txt", "MANIFEST.in")

@@ -37,7 +37,7 @@ from treefix.evals.environment import (
     prepare_base,
 )
 from treefix.tools.diffs import patch_paths
-from treefix.tools.sandbox import Sandbox, default_sandbox
+from treefix.tools.sandbox import Sandbox, default_sandbox, whole_output
 from treefix.tools.testing import PASSED, isolate_pytest, run_tests
 
 RESOLVED, UNRESOLVED, EMPTY, ERROR = "resolved", "unresolved", "empty_patch", "error"
@@ -222,7 +222,7 @@ def _grade(
     if official:
         try:
             with installed_checkout(repo, venv, spec.raw.get("install"), log_dir / "install.log"):
-                run = box.run(cmd, repo, timeout, {**venv.env(repo), **spec.test_env()})
+                run = whole_output(box).run(cmd, repo, timeout, {**venv.env(repo), **spec.test_env()})
         except EnvError as e:
             return InstanceResult(iid, ERROR, patch_applied=True, error=f"install in the checkout: {e}")
         status = swebench_specs.parse_log(inst, run.output)
@@ -240,6 +240,7 @@ def _grade(
     elif run.output_limited:
         result.error = "tests stopped: they printed more than the output limit"
     return result
+
 
 
 def grade(

@@ -219,3 +219,44 @@ def test_install_in_the_checkout_is_skipped_only_when_it_would_change_nothing(tm
     checkout("d", "setup(name='q')\n", ext=True)
     checkout("e", "setup(name='q')\n", ext=True)  # an in-place build is never skipped
     assert runs() == 4
+
+
+def test_graders_share_a_venv_unless_one_must_install(tmp_path: Path) -> None:
+    """Two checkouts whose install would change nothing grade side by side in one venv; one that
+    must install first waits until the venv is free (it would swap the others' entry points)."""
+    import threading
+
+    from treefix.evals.environment import installed_checkout
+
+    venv = Venv(tmp_path / "env" / "venv")
+    venv.bin.mkdir(parents=True)
+    install = f"echo x >> {tmp_path / 'count'}"
+
+    def checkout(name: str, setup: str) -> Path:
+        repo = tmp_path / name
+        repo.mkdir()
+        (repo / "setup.py").write_text(setup)
+        git(repo, "init", "-q")
+        git(repo, "add", "-A")
+        git(repo, "commit", "-qm", "base")
+        return repo
+
+    a, b, c = checkout("a", "setup(name='p')\n"), checkout("b", "setup(name='p')\n"), checkout("c", "setup()\n")
+    entered: dict[str, threading.Event] = {n: threading.Event() for n in "bc"}
+
+    def grade(name: str, repo: Path) -> None:
+        with installed_checkout(repo, venv, install, tmp_path / f"{name}.log"):
+            entered[name].set()
+
+    with installed_checkout(a, venv, install, tmp_path / "a.log"):
+        tb = threading.Thread(target=grade, args=("b", b))
+        tc = threading.Thread(target=grade, args=("c", c))
+        tb.start()
+        assert entered["b"].wait(10), "same packaging files: b must not wait for a"
+        tc.start()
+        assert not entered["c"].wait(1), "c must install, which waits until a is done"
+    assert entered["c"].wait(10)
+    tb.join()
+    tc.join()
+    assert len((tmp_path / "count").read_text().split()) == 2
+    assert "skipped" in (tmp_path / "b.log").read_text()

@@ -243,3 +243,36 @@ def test_an_invalid_reason_names_a_missing_module(tmp_path: Path) -> None:
     assert _hint(tmp_path, "acme__x-1") == "an import fails in this environment: No module named 'docutils.utils.roman'"
     (log / "test_output.txt").write_text("1 passed\n")
     assert _hint(tmp_path, "acme__x-1") is None
+
+
+# --- long test output (SWE-bench log parsers) ---------------------------------------------------
+
+
+def test_a_long_django_run_is_parsed_whole(tmp_path: Path) -> None:
+    """Django's verbose runner prints a line per test; a module of a few hundred tests passes the
+    sandbox's head + tail capture, and tests in the cut middle counted as failed (a PASS_TO_PASS
+    'failing' before the gold patch). Grading reads the whole output."""
+    pytest.importorskip("swebench")
+    from treefix.evals import swebench_specs
+    from treefix.tools.sandbox import default_sandbox, whole_output
+
+    n = 2000
+    script = (
+        "import sys\n"
+        f"for i in range({n}):\n"
+        "    sys.stderr.write(f'test_case_{i:04d} (app.tests.LongTests.test_case_{i:04d}) ... ok\\n')\n"
+    )
+    repo = make_repo(tmp_path / "repo", {"runtests.py": script})
+    inst = Instance(instance_id="django__django-1", repo="django/django", version="4.2", problem_statement="x",
+                    base_commit="HEAD", patch="", test_patch="")  # fmt: skip
+    cmd = f"{sys.executable} runtests.py"
+    box = default_sandbox()
+    cut = swebench_specs.parse_log(inst, box.run(cmd, repo, 120).output)
+    assert len(cut) < n  # the default capture keeps head and tail only
+    whole = swebench_specs.parse_log(inst, whole_output(box).run(cmd, repo, 120).output)
+    assert len(whole) == n and set(whole.values()) == {"PASSED"}
+    assert box.head < whole_output(box).head  # the caller's sandbox is left as it was
+    # the agent's side: the same runner read per test, while the output it keeps stays short
+    run, report = run_tests(box, cmd, repo, 120)
+    assert len(report.tests) == n and report.failed == 0
+    assert "bytes cut" in run.output and len(run.output) < box.head + box.tail + 100

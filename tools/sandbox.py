@@ -6,6 +6,7 @@ output is scrubbed of secrets. BubblewrapSandbox also confines it: see `tools/co
 
 from __future__ import annotations
 
+import copy
 import functools
 import os
 import selectors
@@ -103,6 +104,15 @@ class _Capture:
         for line in self.notes:
             text += ("\n" if text and not text.endswith("\n") else "") + line + "\n"
         return text
+
+
+def whole_output(box: Sandbox) -> Sandbox:
+    """`box` keeping all of a command's output (up to its stop limit) instead of head and tail:
+    a log parser reads every line, and a test cut from the middle would count as failed."""
+    wide = copy.copy(box)
+    if hasattr(wide, "head"):
+        wide.head = max(wide.head, getattr(wide, "max_output", 0))
+    return wide
 
 
 def shorten(text: str, head: int, tail: int) -> str:

@@ -7,10 +7,18 @@ import shlex
 import shutil
 import tempfile
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from treefix.tools.sandbox import RunResult, Sandbox, scratch_root
+from treefix.tools.sandbox import (
+    HEAD_LIMIT,
+    TAIL_LIMIT,
+    RunResult,
+    Sandbox,
+    scratch_root,
+    shorten,
+    whole_output,
+)
 
 PASSED, FAILED, ERROR, SKIPPED = "passed", "failed", "error", "skipped"
 
@@ -251,7 +259,8 @@ def run_tests(
     try:
         junit = junit_dir / "report.xml"
         cmd = pytest_command(test_cmd, junit, cwd)
-        result = sandbox.run(cmd, cwd, timeout, env)
+        # Without junit the statuses come from the output, which must then be read whole
+        result = (sandbox if cmd != test_cmd else whole_output(sandbox)).run(cmd, cwd, timeout, env)
         report = parse_junit(junit.read_text(errors="replace"), Path(cwd)) if junit.exists() else TestReport()
     finally:
         shutil.rmtree(junit_dir, ignore_errors=True)
@@ -260,6 +269,10 @@ def run_tests(
     if cmd == test_cmd:  # not pytest: maybe unittest's verbose output
         if (unit := parse_unittest_output(result.output)).tests:
             report = unit
+        # what callers show (and keep) is head and tail, as for any other command
+        head, tail = getattr(sandbox, "head", HEAD_LIMIT), getattr(sandbox, "tail", TAIL_LIMIT)
+        if len(result.output) > head + tail:
+            result = replace(result, output=shorten(result.output, head, tail))
     if cmd == test_cmd and not report.tests and not report.total:
         # Not pytest and nothing to read: the exit code is the only verdict.
         ok = result.exit_code == 0
