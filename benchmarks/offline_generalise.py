@@ -33,6 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from benchmarks.fix_sites import diagnose
 from treefix.agent.budget import Limits
 from treefix.agent.run import RunConfig, run_fix
 from treefix.agent.task import Task
@@ -59,6 +60,10 @@ class Result:
     test_runs: int
     seconds: float
     error: str = ""
+    fix_rank: int = 0  # rank of the real fix's statement in the localisation (0: not ranked)
+    fix_planned: bool = False  # a plan was opened on it
+    fix_touched: int = 0  # attempts that edited it
+    category: str = ""  # fix_sites.FixSites.category, for the failures
 
 
 def mirror_of(repo: str, mirrors: Path) -> Path:
@@ -128,10 +133,12 @@ def run_one(inst: Instance, max_nodes: int, out: Path, cache: Path, tag: str) ->
         graded = evaluate_one(inst, patch, out / "grading" / tag, cache) if patch.strip() else None
         plausible = bool(graded and graded.fail_to_pass["success"] and not graded.fail_to_pass["failure"])
         same = plausible and same_as_fix(inst, patch, cache)
+        where = diagnose(run_dir, inst.patch, pristine_source(inst.source, cache))  # type: ignore[arg-type]
         return Result(
             inst.instance_id, split, outcome.exit_status, plausible, same or bool(graded and graded.resolved),
             same, sum(outcome.summary["nodes"].values()) - 1, outcome.summary["usage"]["test_runs"],
             round(time.monotonic() - start, 1), (graded.error or "") if graded else "",
+            where.rank, where.planned, where.touched, where.category,
         )  # fmt: skip
     except Exception as e:  # one broken task must not end the measurement
         return Result(inst.instance_id, split, "error", False, False, False, 0, 0,
@@ -152,6 +159,24 @@ def table(results: list[Result], counts: dict[str, int]) -> str:
             f"{half:<8} {n:>4} {p:>3} {p / n:>5.0%} {c:>3} {c / n:>5.0%} {p - sum(r.plausible and r.correct for r in rs):>11} "
             f"{sum(r.nodes for r in rs) / len(rs):>9.1f} {sum(r.seconds for r in rs) / len(rs):>6.1f} "
             f"{sum(r.exit_status == 'error' for r in rs):>6}"
+        )
+    return "\n".join(rows)
+
+
+def causes(results: list[Result], counts: dict[str, int]) -> str:
+    """Per half: where the real fix stood in the search (fix_sites.py), failures by category."""
+    cats = ("not localised", "not reached", "no operator", "wrong edit")
+    rows = [f"{'half':<8} {'fix top-5':>9} {'top-40':>6} {'planned':>7} {'touched':>7}   failures: "
+            + ", ".join(cats)]  # fmt: skip
+    for half in counts:
+        rs = [r for r in results if r.split == half and r.exit_status != "error"]
+        if not rs:
+            continue
+        fails = [r for r in rs if not r.plausible]
+        rows.append(
+            f"{half:<8} {sum(0 < r.fix_rank <= 5 for r in rs):>9} {sum(r.fix_rank > 0 for r in rs):>6} "
+            f"{sum(r.fix_planned for r in rs):>7} {sum(r.fix_touched > 0 for r in rs):>7}   "
+            + "  ".join(f"{sum(r.category == c for r in fails)}" for c in cats)
         )
     return "\n".join(rows)
 
@@ -201,7 +226,14 @@ def main(argv: list[str] | None = None) -> int:
 
     def one(inst: Instance) -> Result:
         if inst.instance_id in done:
-            return done[inst.instance_id]
+            r = done[inst.instance_id]
+            run_dir = out / "runs" / args.tag / inst.instance_id
+            if not r.category and run_dir.is_dir():  # stored before the diagnosis existed
+                base = pristine_source(materialise(inst, args.mirrors, cache).source, cache)  # type: ignore[arg-type]
+                where = diagnose(run_dir, inst.patch, base)
+                r.fix_rank, r.fix_planned, r.fix_touched, r.category = (
+                    where.rank, where.planned, where.touched, where.category)  # fmt: skip
+            return r
         try:
             r = run_one(materialise(inst, args.mirrors, cache), args.max_nodes, out, cache, args.tag)
         except EnvError as e:
@@ -210,7 +242,9 @@ def main(argv: list[str] | None = None) -> int:
             with store.open("a") as fh:
                 fh.write(json.dumps(asdict(r)) + "\n")
             mark = "correct" if r.correct else "plausible" if r.plausible else r.exit_status
-            print(f"{r.split:<8} {r.instance_id:<32} {mark:<12} {r.nodes:>3} nodes {r.seconds:>6.1f}s {r.error[:60]}", flush=True)
+            print(f"{r.split:<8} {r.instance_id:<32} {mark:<12} {r.nodes:>3} nodes {r.seconds:>6.1f}s "
+                  f"fix rank {r.fix_rank or '-':>2} planned {'y' if r.fix_planned else 'n'} touched {r.fix_touched:>2} "
+                  f"{r.error[:60]}", flush=True)  # fmt: skip
         return r
 
     with ThreadPoolExecutor(max(1, args.workers)) as pool:
@@ -219,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(f"{len(instances)} real bugs, offline policy ({args.tag}), visible tests, max {args.max_nodes} nodes")
     print(table(results, counts))
+    print()
+    print(causes(results, counts))
     return 0
 
 
