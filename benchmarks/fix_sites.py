@@ -3,7 +3,9 @@
 For one finished run and the real fix's patch: the rank of the fix's first statement in the
 localisation (the `sites` event the offline policy records), whether a plan was opened on it,
 and how many attempts edited it. With these a failure reads as one of
-- `not localised`: the fix's statement is not among the ranked sites (or the fix only adds lines);
+- `not covered`: no failing test runs the fix's statements (e.g. it adds a branch nothing reaches);
+- `not localised`: covered (its Ochiai rank is `raw_rank`), but not among the ranked sites (too low,
+  or no operator applies to it);
 - `not reached`: ranked, but no plan was opened on it within the budget;
 - `no operator`: a plan was opened but no attempt edited the statement;
 - `wrong edit`: attempts edited the statement, none made the tests pass.
@@ -16,6 +18,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from treefix.agent.policies.localise import Spectrum, ochiai
+from treefix.agent.policies.offline import SPECTRUM_KEY
 from treefix.agent.policies.operators import statement_line
 from treefix.agent.store import RunStore
 
@@ -27,6 +31,7 @@ _HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
 class FixSites:
     rank: int = 0  # 1-based rank of the best-ranked fix statement among the sites; 0: not ranked
     sites: int = 0  # how many sites the localisation ranked
+    raw_rank: int = 0  # 1-based rank among the statements the failing tests run, by plain Ochiai; 0: not run
     planned: bool = False  # a plan was opened on a fix statement
     touched: int = 0  # attempts (code/repair nodes) whose edit reached a fix statement
     attempts: int = 0
@@ -52,6 +57,8 @@ def old_lines(patch: str) -> dict[str, set[int]]:
             if ln.startswith("-") and not ln.startswith("---"):
                 lines.add(old)
                 old += 1
+                pending_insert = True  # added lines right after removed ones replace them
+                continue
             elif ln.startswith("+") and not ln.startswith("+++"):
                 if not pending_insert:
                     lines.update({max(old - 1, 1), old})
@@ -80,18 +87,29 @@ def diagnose(run_dir: Path, fix_patch: str, base: Path) -> FixSites:
     out = FixSites()
     db = run_dir / "run.sqlite"
     if not fix or not db.exists():
-        out.category = "not localised"
+        out.category = "not covered"
         return out
     store = RunStore(db)
     try:
         events = store.events("sites")
         nodes = store.nodes()
+        spectrum = store.get_meta(SPECTRUM_KEY)
     finally:
         store.close()
     ranked = [(p, ln) for p, ln, _ in events[0]["sites"]] if events else []
     out.sites = len(ranked)
     out.rank = next((i + 1 for i, s in enumerate(ranked) if s in fix), 0)
     texts: dict[str, str] = {}
+
+    def stmt(path: str, line: int) -> tuple[str, int | None]:
+        if path not in texts:
+            f = base / path
+            texts[path] = f.read_text(errors="replace") if f.is_file() else ""
+        return path, statement_line(texts[path], line)
+
+    if spectrum is not None:
+        raw = list(dict.fromkeys(stmt(s.path, s.line) for s in ochiai(Spectrum.from_dict(spectrum))))
+        out.raw_rank = next((i + 1 for i, s in enumerate(raw) if s in fix), 0)
     for n in nodes:
         kind = n.kind.value
         if kind == "plan":
@@ -104,12 +122,10 @@ def diagnose(run_dir: Path, fix_patch: str, base: Path) -> FixSites:
             out.attempts += 1
             hit = False
             for path, lines in old_lines(n.diff).items():
-                if path not in texts:
-                    f = base / path
-                    texts[path] = f.read_text(errors="replace") if f.is_file() else ""
-                hit |= any((path, statement_line(texts[path], ln)) in fix for ln in lines)
+                hit |= any(stmt(path, ln) in fix for ln in lines)
             out.touched += hit
     out.category = (
-        "wrong edit" if out.touched else "no operator" if out.planned else "not reached" if out.rank else "not localised"
-    )
+        "wrong edit" if out.touched else "no operator" if out.planned else "not reached" if out.rank
+        else "not localised" if out.raw_rank or spectrum is None else "not covered"
+    )  # fmt: skip
     return out
