@@ -20,7 +20,9 @@ from treefix.agent.errors import ConfigError
 from treefix.agent.policies.base import ValueWeights
 from treefix.agent.select import STRATEGIES, SearchParams
 
-GENERAL_DEFAULTS: dict[str, Any] = {"max_children": 5, "exec_weight": 0.7, "critic_weight": 0.3}
+GENERAL_DEFAULTS: dict[str, Any] = {
+    "max_children": 5, "exec_weight": 0.7, "critic_weight": 0.3, "root_children": 0, "root_widen_k": 0.0,
+}  # fmt: skip
 # Offline candidates are cheap and judged by execution alone: the fix is usually among a top-ranked
 # line's many operators, so a node may have many children, and the value is the execution measure.
 POLICY_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -39,7 +41,8 @@ class RunConfig:
     widen_k: float = 1.0
     widen_alpha: float = 0.5
     branch_margin: float = 1.0  # mcts/greedy: deepen when the budget left pays < this many new branches
-    root_children: int = 0  # the root's cap on children (plans); 0: max_children
+    root_children: int | None = None  # the root's cap on children (plans); 0: max_children
+    root_widen_k: float | None = None  # widen_k for the root (plans); 0: widen_k
     # None = the policy's default (POLICY_DEFAULTS), else the general one: an explicit 5 stays 5
     max_children: int | None = None
     exec_weight: float | None = None
@@ -87,7 +90,7 @@ class RunConfig:
             "limits.cost_limit": 0, "limits.max_turns": 0, "limits.max_tokens": 0, "limits.time_limit": 0,
             "limits.max_nodes": 0, "limits.max_depth": 1, "limits.turns_per_node": 1,
             "limits.max_output_tokens": 1, "limits.reserve_cost": 0, "workers": 1, "exploration": 0,
-            "widen_k": 0, "widen_alpha": 0, "branch_margin": 0, "root_children": 0, "max_children": 1, "exec_weight": 0, "critic_weight": 0,
+            "widen_k": 0, "widen_alpha": 0, "branch_margin": 0, "root_children": 0, "root_widen_k": 0, "max_children": 1, "exec_weight": 0, "critic_weight": 0,
             "map_tokens": 0, "context_window": 0, "reproductions": 0, "turn_cap": 0, "turn_window": 1, "turn_start": 0,
         }  # fmt: skip
         for key, low in at_least.items():
@@ -109,6 +112,7 @@ class RunConfig:
             widen_alpha=self.widen_alpha,
             branch_margin=self.branch_margin,
             root_children=self.root_children,
+            root_widen_k=self.root_widen_k,
             max_children=self.max_children,
             max_depth=self.limits.max_depth,
             reproductions=self.reproductions,

@@ -30,6 +30,7 @@ class SearchParams:
     widen_alpha: float = 0.5
     max_children: int = 5
     root_children: int = 0  # the root's cap (plans are the widest choice); 0: max_children
+    root_widen_k: float = 0.0  # widen_k at the root; 0: widen_k
     max_depth: int = 6
     virtual_loss: int = 1
     reproductions: int = 3  # reproduction tests the root may grow when no test command is given
@@ -47,7 +48,8 @@ class SearchParams:
         if self.strategy == "best-of-n":
             # n independent plan → code chains, no repairs
             return {NodeKind.ROOT: 10**9, NodeKind.REPRODUCE: 10**9, NodeKind.PLAN: 1}.get(node.kind, 0)
-        widened = math.floor(self.widen_k * max(node.visits, 1) ** self.widen_alpha)
+        k = self.root_widen_k if node.kind is NodeKind.ROOT and self.root_widen_k else self.widen_k
+        widened = math.floor(k * max(node.visits, 1) ** self.widen_alpha)
         return min(max(1, widened), self.most(node))
 
     def most(self, node: Node) -> int:

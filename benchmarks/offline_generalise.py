@@ -33,6 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from benchmarks.fix_sites import diagnose
 from treefix.agent.budget import Limits
 from treefix.agent.run import RunConfig, run_fix
 from treefix.agent.task import Task
@@ -59,6 +60,11 @@ class Result:
     test_runs: int
     seconds: float
     error: str = ""
+    fix_rank: int = 0  # rank of the real fix's statement in the localisation (0: not ranked)
+    fix_raw_rank: int = 0  # its plain Ochiai rank among the statements failing tests run (0: not run)
+    fix_planned: bool = False  # a plan was opened on it
+    fix_touched: int = 0  # attempts that edited it
+    category: str = ""  # fix_sites.FixSites.category, for the failures
 
 
 def mirror_of(repo: str, mirrors: Path) -> Path:
@@ -128,10 +134,12 @@ def run_one(inst: Instance, max_nodes: int, out: Path, cache: Path, tag: str) ->
         graded = evaluate_one(inst, patch, out / "grading" / tag, cache) if patch.strip() else None
         plausible = bool(graded and graded.fail_to_pass["success"] and not graded.fail_to_pass["failure"])
         same = plausible and same_as_fix(inst, patch, cache)
+        where = diagnose(run_dir, inst.patch, pristine_source(inst.source, cache))  # type: ignore[arg-type]
         return Result(
             inst.instance_id, split, outcome.exit_status, plausible, same or bool(graded and graded.resolved),
             same, sum(outcome.summary["nodes"].values()) - 1, outcome.summary["usage"]["test_runs"],
             round(time.monotonic() - start, 1), (graded.error or "") if graded else "",
+            where.rank, where.raw_rank, where.planned, where.touched, where.category,
         )  # fmt: skip
     except Exception as e:  # one broken task must not end the measurement
         return Result(inst.instance_id, split, "error", False, False, False, 0, 0,
@@ -152,6 +160,25 @@ def table(results: list[Result], counts: dict[str, int]) -> str:
             f"{half:<8} {n:>4} {p:>3} {p / n:>5.0%} {c:>3} {c / n:>5.0%} {p - sum(r.plausible and r.correct for r in rs):>11} "
             f"{sum(r.nodes for r in rs) / len(rs):>9.1f} {sum(r.seconds for r in rs) / len(rs):>6.1f} "
             f"{sum(r.exit_status == 'error' for r in rs):>6}"
+        )
+    return "\n".join(rows)
+
+
+def causes(results: list[Result], counts: dict[str, int]) -> str:
+    """Per half: where the real fix stood in the search (fix_sites.py), failures by category."""
+    cats = ("not covered", "not localised", "not reached", "no operator", "wrong edit")
+    rows = [f"{'half':<8} {'fix top-5':>9} {'top-40':>6} {'covered':>7} {'planned':>7} {'touched':>7}   failures: "
+            + ", ".join(cats)]  # fmt: skip
+    for half in counts:
+        rs = [r for r in results if r.split == half and r.exit_status != "error"]
+        if not rs:
+            continue
+        fails = [r for r in rs if not r.plausible]
+        rows.append(
+            f"{half:<8} {sum(0 < r.fix_rank <= 5 for r in rs):>9} {sum(r.fix_rank > 0 for r in rs):>6} "
+            f"{sum(r.fix_raw_rank > 0 for r in rs):>7} "
+            f"{sum(r.fix_planned for r in rs):>7} {sum(r.fix_touched > 0 for r in rs):>7}   "
+            + "  ".join(f"{sum(r.category == c for r in fails)}" for c in cats)
         )
     return "\n".join(rows)
 
@@ -201,16 +228,25 @@ def main(argv: list[str] | None = None) -> int:
 
     def one(inst: Instance) -> Result:
         if inst.instance_id in done:
-            return done[inst.instance_id]
-        try:
-            r = run_one(materialise(inst, args.mirrors, cache), args.max_nodes, out, cache, args.tag)
-        except EnvError as e:
-            r = Result(inst.instance_id, str(getattr(inst, "split", "?")), "error", False, False, False, 0, 0, 0.0, str(e))
-        with lock:
-            with store.open("a") as fh:
+            r = done[inst.instance_id]
+            run_dir = out / "runs" / args.tag / inst.instance_id
+            if run_dir.is_dir():  # recomputed: cheap, and results stored before a diagnosis change get it
+                base = pristine_source(materialise(inst, args.mirrors, cache).source, cache)  # type: ignore[arg-type]
+                where = diagnose(run_dir, inst.patch, base)
+                r.fix_rank, r.fix_raw_rank, r.fix_planned, r.fix_touched, r.category = (
+                    where.rank, where.raw_rank, where.planned, where.touched, where.category)  # fmt: skip
+        else:
+            try:
+                r = run_one(materialise(inst, args.mirrors, cache), args.max_nodes, out, cache, args.tag)
+            except EnvError as e:
+                r = Result(inst.instance_id, str(getattr(inst, "split", "?")), "error", False, False, False, 0, 0, 0.0, str(e))
+            with lock, store.open("a") as fh:
                 fh.write(json.dumps(asdict(r)) + "\n")
+        with lock:
             mark = "correct" if r.correct else "plausible" if r.plausible else r.exit_status
-            print(f"{r.split:<8} {r.instance_id:<32} {mark:<12} {r.nodes:>3} nodes {r.seconds:>6.1f}s {r.error[:60]}", flush=True)
+            print(f"{r.split:<8} {r.instance_id:<32} {mark:<12} {r.nodes:>3} nodes {r.seconds:>6.1f}s "
+                  f"fix rank {r.fix_rank or '-':>2} (ochiai {r.fix_raw_rank or '-':>3}) planned {'y' if r.fix_planned else 'n'} "
+                  f"touched {r.fix_touched:>2} {r.category if not r.plausible else ''} {r.error[:60]}", flush=True)  # fmt: skip
         return r
 
     with ThreadPoolExecutor(max(1, args.workers)) as pool:
@@ -219,6 +255,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(f"{len(instances)} real bugs, offline policy ({args.tag}), visible tests, max {args.max_nodes} nodes")
     print(table(results, counts))
+    print()
+    print(causes(results, counts))
     return 0
 
 

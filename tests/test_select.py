@@ -144,3 +144,10 @@ def test_near_the_end_of_the_budget_the_tree_deepens_instead_of_starting_a_plan(
     assert Selector(store, SearchParams(branch_margin=0), room=lambda: 7.0).pick().node_id == root  # rule off
     assert Selector(store, SearchParams(strategy="best-of-n"), room=lambda: 7.0).pick().node_id == root  # a baseline
     assert Selector(store, SearchParams(), room=lambda: None).pick().node_id == root  # no limit on calls
+
+
+def test_root_widen_k_widens_plans_only():
+    p = SearchParams(widen_k=1.0, widen_alpha=0.5, max_children=16, root_children=40, root_widen_k=2.0)
+    root, plan = Node(NodeKind.ROOT, None, 0, visits=36), Node(NodeKind.PLAN, "p", 1, visits=36)
+    assert (p.child_cap(root), p.child_cap(plan)) == (12, 6)
+    assert SearchParams(widen_k=1.0, widen_alpha=0.5, max_children=16).child_cap(root) == 6  # 0: the root uses widen_k

@@ -174,6 +174,8 @@ class OfflinePolicy:
         with self._lock:
             if self._sites is None:
                 self._sites = self._rank(ctx, ochiai(self.spectrum(ctx)))[:MAX_PLANS]
+                # the ranking, for diagnostics (did localisation reach the faulty line, and how high?)
+                ctx.store.event("sites", sites=[[s.path, s.line, s.score] for s in self._sites])
             return self._sites
 
     def _rank(self, ctx: SearchContext, sites: list[Site]) -> list[Site]:
