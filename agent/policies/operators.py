@@ -590,15 +590,20 @@ def drop_slice(src: Source, node: ast.AST) -> Iterator[Mutation]:
             yield Mutation("drop-slice", f"`{src.seg(node)}` -> `{value}`", 0.4, src.replace(node, value))
 
 
-def regex_anchor(src: Source, node: ast.AST) -> Iterator[Mutation]:
+def _regex_literal(src: Source, node: ast.AST) -> re.Match[str] | None:
+    """The pattern literal `node` of a `re.X(pattern, ...)` call, split into (prefix, quote, body)."""
     parent = src.parent.get(node)
     if not (isinstance(node, ast.Constant) and isinstance(node.value, str) and isinstance(parent, ast.Call)):
-        return
+        return None
     func = parent.func
     if not (isinstance(func, ast.Attribute) and func.attr in REGEX_FUNCS and isinstance(func.value, ast.Name)
             and func.value.id == "re" and parent.args and parent.args[0] is node):  # fmt: skip
-        return
-    m = re.fullmatch(r"([rRbBuU]*)('''|\"\"\"|'|\")(.*)\2", src.seg(node), flags=re.S)
+        return None
+    return re.fullmatch(r"([rRbBuU]*)('''|\"\"\"|'|\")(.*)\2", src.seg(node), flags=re.S)
+
+
+def regex_anchor(src: Source, node: ast.AST) -> Iterator[Mutation]:
+    m = _regex_literal(src, node)
     if m is None:
         return
     a, b = src.span(node)
@@ -1024,15 +1029,8 @@ REGEX_ATOM = re.compile(r"(?<!\\)(\\[dwsDWS]|\[(?:\\.|[^\]\\])+\])(?![*+?{])")
 
 def regex_quantifier(src: Source, node: ast.AST) -> Iterator[Mutation]:
     """`(\\d)` where `(\\d+)` was meant: one more repetition for a character class in a regex literal."""
-    parent = src.parent.get(node)
-    if not (isinstance(node, ast.Constant) and isinstance(node.value, str) and isinstance(parent, ast.Call)):
-        return
-    func = parent.func
-    if not (isinstance(func, ast.Attribute) and func.attr in REGEX_FUNCS and isinstance(func.value, ast.Name)
-            and func.value.id == "re" and parent.args and parent.args[0] is node):  # fmt: skip
-        return
-    m = re.fullmatch(r"([rR])('''|\"\"\"|'|\")(.*)\2", src.seg(node), flags=re.S)
-    if m is None:
+    m = _regex_literal(src, node)
+    if m is None or m.group(1) not in ("r", "R"):
         return  # only raw literals: their source text is the pattern
     a = src.span(node)[0] + len(m.group(1)) + len(m.group(2))
     for atom in REGEX_ATOM.finditer(m.group(3)):
