@@ -34,6 +34,15 @@ def test_a_truthiness_test_becomes_a_none_check(tmp_path):
     assert "+    if envs is not None:" in outcome.patch
 
 
+def clues_of(path, files: dict[str, str]) -> Clues:
+    """What the failing tests of a real run in a repository of `files` tell the operators."""
+    ctx = context(path, files)
+    try:
+        return failure_clues(gather(ctx))
+    finally:
+        ctx.workspace.close()
+
+
 # --- a None reaching a numeric call: `x or 0`, only when a test saw NoneType ---------------------------
 
 NONE_LINE = {
@@ -52,11 +61,7 @@ NONE_LINE = {
 
 
 def test_a_none_in_arithmetic_is_coalesced_when_a_test_saw_nonetype(tmp_path):
-    ctx = context(tmp_path / "a", NONE_LINE)
-    try:
-        clues = failure_clues(gather(ctx))
-    finally:
-        ctx.workspace.close()
+    clues = clues_of(tmp_path / "a", NONE_LINE)
     assert clues.none_error
     text = NONE_LINE["report.py"]
     assert not [m for m in mutations(text, 2) if m.operator == "none"]  # not without the clue
@@ -87,11 +92,7 @@ EXPECTED_TEXT = {
 
 
 def test_a_constant_becomes_the_text_the_assertion_expected(tmp_path):
-    ctx = context(tmp_path / "a", EXPECTED_TEXT)
-    try:
-        clues = failure_clues(gather(ctx))
-    finally:
-        ctx.workspace.close()
+    clues = clues_of(tmp_path / "a", EXPECTED_TEXT)
     assert clues.texts == ("null",) and clues.got_none  # 'v' and 'title' are on both sides
     outcome = offline_fix(tmp_path / "b", EXPECTED_TEXT)
     assert outcome.exit_status == "verified"
