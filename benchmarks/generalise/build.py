@@ -1,6 +1,6 @@
 """Mine real bug-fix commits from local mirrors into `bugs.jsonl` (run once; the data is committed).
 
-    python -m benchmarks.generalise.build --mirrors /work/.mirror [--per-repo 3] [-o FILE]
+    python -m benchmarks.generalise.build --mirrors MIRRORS_DIR [--per-repo 3] [-o FILE]
 
 A mirror is a bare git dir `<mirrors>/<owner>+<name>/repo` (a `git clone --bare` of the public
 repository works). A candidate is a non-merge commit whose message says it fixes something and
