@@ -242,7 +242,6 @@ def _grade(
     return result
 
 
-
 def grade(
     iid: str, f2p: list[str], p2p: list[str], tests: dict[str, str], empty: bool = False
 ) -> InstanceResult:
