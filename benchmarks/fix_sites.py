@@ -23,7 +23,7 @@ from treefix.agent.policies.offline import SPECTRUM_KEY
 from treefix.agent.policies.operators import statement_line
 from treefix.agent.store import RunStore
 
-_FILE = re.compile(r"(?m)^diff --git a/(\S+) b/(\S+)$")
+_FILE = re.compile(r"(?m)^diff --git [ab]/(\S+) [ab]/(\S+)$")  # some suites write b/ first
 _HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
 
 

@@ -261,3 +261,60 @@ def test_a_looping_mutant_does_not_hold_the_full_timeout(tmp_path):
         assert time.monotonic() - start < 90
     finally:
         ctx.workspace.close()
+
+
+# --- ranking: the failing test's name, and one long function cannot hold every plan ------------------
+
+NAMED_BY_TEST = {
+    "limits.py": (
+        "def scale(x):\n"
+        "    return x * 10\n"
+        "\n\n"
+        "def clamp(x):\n"
+        "    return min(x, 99)\n"
+    ),
+    "tests/test_limits.py": (
+        "from limits import clamp, scale\n\n\n"
+        "def test_clamp_keeps_the_upper_bound():\n    assert clamp(scale(20)) == 100\n"
+    ),
+}
+
+
+def test_a_function_the_failing_test_is_named_after_ranks_first(tmp_path):
+    ctx = context(tmp_path, NAMED_BY_TEST)
+    try:
+        sites = OfflinePolicy().sites(ctx)
+    finally:
+        ctx.workspace.close()
+    # Both functions run only in the failing test and the assertion is in the test: a tie that
+    # file order would break towards `scale`; the test's name points at `clamp`.
+    assert (sites[0].path, sites[0].line) == ("limits.py", 6)
+
+
+LONG_FUNCTION = {
+    "steps.py": (
+        "def walk(n):\n"
+        + "".join(f"    n = n + {i}\n" for i in range(1, 25))
+        + "    return n\n\n\n"
+        "def double(n):\n"
+        "    return n * 3\n"
+    ),
+    "tests/test_steps.py": (
+        "from steps import double, walk\n\n\n"
+        "def test_double():\n    assert double(0) == 0\n\n\n"
+        "def test_walk_then_double():\n    assert double(walk(0)) == 600\n"
+    ),
+}
+
+
+def test_one_long_function_does_not_hold_every_plan(tmp_path):
+    ctx = context(tmp_path, LONG_FUNCTION)
+    try:
+        sites = OfflinePolicy().sites(ctx)
+    finally:
+        ctx.workspace.close()
+    lines = [s.line for s in sites if s.path == "steps.py"]
+    walk = [ln for ln in lines if ln <= 26]
+    # `walk` scores higher on every line (only the failing test runs it); `double` comes in after a
+    # few of its lines rather than after all 25.
+    assert len(walk) >= 20 and lines.index(30) < 10

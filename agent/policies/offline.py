@@ -40,9 +40,10 @@ SPECTRUM_KEY = "offline/spectrum"
 BASELINE_KEY = "offline/baseline"  # pass fraction of the task's tests at base
 MAX_PLANS = 40  # suspicious lines worth a plan
 REPAIR_SITES = 12  # lines a repair looks at
-UNMENTIONED = 0.75  # rank factor for lines whose function the issue does not name
+UNMENTIONED = 0.75  # rank factor for lines whose function neither the issue nor a failing test's name names
 SIGNATURE = 0.5  # rank factor for a suspicious function's `def` line (its default values)
 FRAME_FUNCTION = 2.0  # rank factor per unit of traceback weight on the function a failing test raised in
+GROUP_DECAY = 0.95  # each further line of a function ranks as if its function's best were this much lower
 REPORTING = {"__repr__", "__str__"}
 REPORTING_FACTOR = 0.3
 
@@ -183,12 +184,14 @@ class OfflinePolicy:
 
         Ochiai ties are common (every line that the failing tests run and no passing test does
         scores the same), and a function's best line is stronger evidence than any one line, so
-        sites are grouped by (outermost) function and groups ranked by their best site. A site's
-        score is also weighed by whether the issue names its function and how repairable the
-        line looks. `__repr__`/`__str__` are discounted: pytest's assertion messages run them in
-        failing tests only.
+        sites are grouped by (outermost) function and groups ranked by their best site; each
+        further line of a group ranks a little lower (GROUP_DECAY), so one long function cannot
+        hold every plan. A site's score is also weighed by whether the issue or a failing test's
+        name names its function, and how repairable the line looks. `__repr__`/`__str__` are
+        discounted: pytest's assertion messages run them in failing tests only.
         """
         issue = set(re.findall(r"\w+", ctx.task.problem_statement))
+        tested = _tested_names(self.spectrum(ctx).failing)
         raised = self._raising_functions(ctx)
         scored: dict[tuple[str, int], tuple[float, tuple[str, int]]] = {}  # site -> (score, function)
 
@@ -204,7 +207,8 @@ class OfflinePolicy:
                 continue
             funcs = _functions_at(src.tree, line)
             func = funcs[-1] if funcs else None
-            factor = 1.0 if any(f.name in issue for f in funcs) else UNMENTIONED
+            named = any(f.name in issue or _named_in(f.name, tested) for f in funcs)
+            factor = 1.0 if named else UNMENTIONED
             if func is not None and func.name in REPORTING and func.name not in issue:
                 factor *= REPORTING_FACTOR
             if func is not None:
@@ -218,7 +222,12 @@ class OfflinePolicy:
         for score, group in scored.values():
             best[group] = max(best.get(group, 0.0), score)
         order = sorted(scored.items(), key=lambda kv: (-best[kv[1][1]], kv[1][1], -kv[1][0]))
-        return [Site(path, line, round(score, 4)) for (path, line), (score, _) in order]
+        nth: dict[tuple[str, int], int] = {}
+        ranked = []
+        for pos, ((path, line), (score, group)) in enumerate(order):
+            k = nth[group] = nth.get(group, -1) + 1
+            ranked.append((-best[group] * GROUP_DECAY**k, pos, Site(path, line, round(score, 4))))
+        return [site for *_, site in sorted(ranked)]
 
     def _raising_functions(self, ctx: SearchContext) -> dict[tuple[str, int], float]:
         """(path, def line) -> traceback weight of the innermost function around each frame of
@@ -286,6 +295,25 @@ def _state(files: dict[str, str]) -> str:
     for path in sorted(files):
         h.update(path.encode() + b"\0" + files[path].encode() + b"\0")
     return h.hexdigest()[:16]
+
+
+def _tested_names(failing: set[str]) -> str:
+    """The failing tests' class and function names, snake_case, one per line: a test is usually
+    named after what it tests (`test_parse_version_string`, `WeeksPropertyGetterTest`)."""
+    names = set()
+    for test in failing:
+        for part in re.split(r"::", re.sub(r"\[.*", "", test))[1:]:
+            names.add(re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", part).lower())
+    return "\n".join(sorted(names))
+
+
+def _named_in(name: str, tested: str) -> bool:
+    name = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name.strip("_")).lower()
+    return (
+        len(name) >= 4
+        and name != "test"
+        and re.search(rf"(?<![a-z0-9]){re.escape(name)}(?![a-z0-9])", tested) is not None
+    )
 
 
 def _functions_at(tree: ast.AST, line: int) -> list[ast.FunctionDef | ast.AsyncFunctionDef]:
