@@ -43,6 +43,7 @@ class RunConfig:
     branch_margin: float = 1.0  # mcts/greedy: deepen when the budget left pays < this many new branches
     root_children: int | None = None  # the root's cap on children (plans); 0: max_children
     root_widen_k: float | None = None  # widen_k for the root (plans); 0: widen_k
+    plan_patience: int = 0  # mcts: a plan whose this many tested attempts all failed is dropped for a fresh one; 0: off
     # None = the policy's default (POLICY_DEFAULTS), else the general one: an explicit 5 stays 5
     max_children: int | None = None
     exec_weight: float | None = None
@@ -90,7 +91,7 @@ class RunConfig:
             "limits.cost_limit": 0, "limits.max_turns": 0, "limits.max_tokens": 0, "limits.time_limit": 0,
             "limits.max_nodes": 0, "limits.max_depth": 1, "limits.turns_per_node": 1,
             "limits.max_output_tokens": 1, "limits.reserve_cost": 0, "workers": 1, "exploration": 0,
-            "widen_k": 0, "widen_alpha": 0, "branch_margin": 0, "root_children": 0, "root_widen_k": 0, "max_children": 1, "exec_weight": 0, "critic_weight": 0,
+            "widen_k": 0, "widen_alpha": 0, "branch_margin": 0, "root_children": 0, "root_widen_k": 0, "plan_patience": 0, "max_children": 1, "exec_weight": 0, "critic_weight": 0,
             "map_tokens": 0, "context_window": 0, "reproductions": 0, "turn_cap": 0, "turn_window": 1, "turn_start": 0,
         }  # fmt: skip
         for key, low in at_least.items():
@@ -113,6 +114,7 @@ class RunConfig:
             branch_margin=self.branch_margin,
             root_children=self.root_children,
             root_widen_k=self.root_widen_k,
+            plan_patience=self.plan_patience,
             max_children=self.max_children,
             max_depth=self.limits.max_depth,
             reproductions=self.reproductions,

@@ -31,6 +31,11 @@ class SearchParams:
     max_children: int = 5
     root_children: int = 0  # the root's cap (plans are the widest choice); 0: max_children
     root_widen_k: float = 0.0  # widen_k at the root; 0: widen_k
+    # mcts: a plan is spent once this many of its tested attempts (code and repairs) failed and none
+    # passed: it is no longer expanded and frees its slot at its parent for a fresh plan. Repairs of a
+    # plan that keeps failing rarely fix it but pass a wrong fix as often as a fresh attempt does
+    # (docs/turns-and-simulation.md). 0: off.
+    plan_patience: int = 0
     max_depth: int = 6
     virtual_loss: int = 1
     reproductions: int = 3  # reproduction tests the root may grow when no test command is given
@@ -69,6 +74,7 @@ class Selector:
         self.params = params
         self.room = room or (lambda: None)  # model calls the budget still pays for (None: unlimited)
         self._short: set[NodeKind] = set()  # per pick: kinds whose new branch the budget cannot pay
+        self._spent: set[str] = set()  # per pick: plans that ran out of patience (SearchParams.plan_patience)
         self.inflight: dict[str, int] = {}  # virtual visits on nodes with an expansion under way
         self.expanding: dict[str, int] = {}  # expansions under way per parent
         self.focus = store.get_meta("focus")  # a follow-up grows even a verified node: the user asked for more
@@ -91,6 +97,7 @@ class Selector:
         pick = Pick(root.id)
         node = root
         self._short = self._short_kinds()
+        self._spent = self.spent_plans()
         while True:
             if self._can_widen(node):
                 pick.node_id = node.id
@@ -133,7 +140,7 @@ class Selector:
         if node.kind is not NodeKind.ROOT and node.status is not NodeStatus.DONE:
             return False  # only expand nodes whose evaluation is known
         in_flight = self.expanding.get(node.id, 0)
-        count = len(children) + in_flight
+        count = sum(c.id not in self._spent for c in children) + in_flight  # a spent plan frees its slot
         if count and node.kind in self._short and any(map(self._alive, children)):
             return False  # the budget left cannot take a new branch to a test: deepen a live one
         if count < self.params.child_cap(node):
@@ -171,8 +178,32 @@ class Selector:
             short.add(NodeKind.PLAN)
         return short
 
+    def spent_plans(self) -> set[str]:
+        """Plans with at least plan_patience tested attempts below them, all failed (mcts only)."""
+        k = self.params.plan_patience
+        if not k or self.params.strategy != "mcts":
+            return set()
+        nodes = {n.id: n for n in self.store.nodes()}
+        failed: dict[str, int] = {}
+        passed: set[str] = set()
+        for n in nodes.values():
+            if n.kind not in (NodeKind.CODE, NodeKind.REPAIR) or n.status is NodeStatus.NEW:
+                continue
+            plan = n
+            while plan.kind is not NodeKind.PLAN and plan.parent in nodes:
+                plan = nodes[plan.parent]
+            if plan.kind is not NodeKind.PLAN:
+                continue
+            if n.verified:
+                passed.add(plan.id)
+            elif n.status is NodeStatus.FAILED or n.exec is not None:
+                failed[plan.id] = failed.get(plan.id, 0) + 1
+        return {p for p, count in failed.items() if count >= k and p not in passed}
+
     def _alive(self, node: Node) -> bool:
         """Does this subtree still have somewhere to expand?"""
+        if node.id in self._spent:
+            return False
         if self._can_widen(node):
             return True
         return any(self._alive(c) for c in self.store.children(node.id))

@@ -321,9 +321,10 @@ def simulate_one(
 
 
 # The selection knobs chosen on tuning seed 1 (benchmarks/knobs.py) for the simulator's tables; the
-# engine's own defaults stay at 0.5 / 1 (a small scripted end-to-end run needs the first plan repaired
-# before the root widens). A run with a model can take them with -c widen_alpha=0.7 -c exploration=0.25.
-TUNED: dict[str, Any] = {"widen_alpha": 0.7, "exploration": 0.25}
+# engine's own defaults stay at 0.5 / 1 / 0 (a small scripted end-to-end run needs the first plan repaired
+# before the root widens). A run with a model can take them with -c widen_alpha=0.7 -c exploration=0.25
+# -c plan_patience=3 (k = 3 of 0, 2, 3, 4 on seed 1; docs/turns-and-simulation.md).
+TUNED: dict[str, Any] = {"widen_alpha": 0.7, "exploration": 0.25, "plan_patience": 3}
 
 
 def sim_config(strategy: str, budget: int, turn_control: str = "none", turn_cap: int = 0, **knobs: Any) -> RunConfig:

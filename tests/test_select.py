@@ -151,3 +151,33 @@ def test_root_widen_k_widens_plans_only():
     root, plan = Node(NodeKind.ROOT, None, 0, visits=36), Node(NodeKind.PLAN, "p", 1, visits=36)
     assert (p.child_cap(root), p.child_cap(plan)) == (12, 6)
     assert SearchParams(widen_k=1.0, widen_alpha=0.5, max_children=16).child_cap(root) == 6  # 0: the root uses widen_k
+
+
+def attempt(store, kind, parent, passed):
+    """A tested code/repair attempt: all 3 tests pass (verified) or one fails."""
+    from treefix.agent.tree import ExecResult
+
+    node_id = add(store, kind, parent, visits=1, value_sum=0.4)
+    node = store.get(node_id)
+    node.exec = ExecResult(passed=3 if passed else 2, failed=0 if passed else 1, exit_code=0 if passed else 1)
+    store.update(node)
+    return node_id
+
+
+def test_a_plan_out_of_patience_is_dropped_for_a_fresh_plan(store):
+    # the root holds its cap of plans; the good one (mean 0.9) has failed twice: repair it, or replace it?
+    root = add(store, NodeKind.ROOT, visits=4, value_sum=2.0)
+    good = add(store, NodeKind.PLAN, root, visits=3, value_sum=2.7)
+    code = attempt(store, NodeKind.CODE, good, passed=False)
+    attempt(store, NodeKind.REPAIR, code, passed=False)
+    add(store, NodeKind.PLAN, root, visits=1, value_sum=0.1)
+    params = dict(widen_k=1.0, widen_alpha=0.5, max_children=2, exploration=0.0)
+    patient = Selector(store, SearchParams(plan_patience=3, **params)).pick()
+    assert patient.terms[0]["child"] == good  # 2 failures < 3: keep working on the best plan
+    spent = Selector(store, SearchParams(plan_patience=2, **params))
+    assert spent.pick().node_id == root  # 2 failures: the plan is spent and frees its slot for a fresh one
+    assert spent.spent_plans() == {good}
+    # a verified attempt under the plan means it is not spent; greedy ignores patience
+    assert Selector(store, SearchParams(plan_patience=2, strategy="greedy", **params)).spent_plans() == set()
+    attempt(store, NodeKind.REPAIR, code, passed=True)
+    assert Selector(store, SearchParams(plan_patience=2, **params)).spent_plans() == set()
