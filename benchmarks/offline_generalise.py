@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from benchmarks.fix_sites import diagnose
+from benchmarks.offline_search import parse_overrides
 from treefix.agent.budget import Limits
 from treefix.agent.run import RunConfig, run_fix
 from treefix.agent.task import Task
@@ -112,7 +113,9 @@ def same_as_fix(inst: Instance, patch: str, cache: Path) -> bool:
     return trees[0] == trees[1]
 
 
-def run_one(inst: Instance, max_nodes: int, out: Path, cache: Path, tag: str) -> Result:
+def run_one(
+    inst: Instance, max_nodes: int, out: Path, cache: Path, tag: str, overrides: dict[str, float] | None = None
+) -> Result:
     split = str(getattr(inst, "split", "?"))
     work = Path(tempfile.mkdtemp(prefix="offline-gen-"))
     start = time.monotonic()
@@ -129,7 +132,7 @@ def run_one(inst: Instance, max_nodes: int, out: Path, cache: Path, tag: str) ->
         run_dir = out / "runs" / tag / inst.instance_id
         shutil.rmtree(run_dir, ignore_errors=True)
         limits = Limits(max_nodes=max_nodes, cost_limit=0)
-        outcome = run_fix(task, RunConfig(model="offline", limits=limits), run_dir)
+        outcome = run_fix(task, RunConfig(model="offline", limits=limits, **(overrides or {})), run_dir)  # type: ignore[arg-type]
         patch = drop_files(outcome.patch, set(patch_paths(inst.test_patch)))
         graded = evaluate_one(inst, patch, out / "grading" / tag, cache) if patch.strip() else None
         plausible = bool(graded and graded.fail_to_pass["success"] and not graded.fail_to_pass["failure"])
@@ -197,7 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache-dir", type=Path, default=None)
     ap.add_argument("--tag", default="default", help="name of this configuration in the output folder")
     ap.add_argument("--redo", action="store_true", help="recompute results already in the output folder")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a RunConfig number")
     args = ap.parse_args(argv)
+    overrides = parse_overrides(args.set)
     from platformdirs import user_cache_dir
 
     cache = (args.cache_dir or Path(user_cache_dir("treefix"))).resolve()
@@ -237,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
                     where.rank, where.raw_rank, where.planned, where.touched, where.category)  # fmt: skip
         else:
             try:
-                r = run_one(materialise(inst, args.mirrors, cache), args.max_nodes, out, cache, args.tag)
+                r = run_one(materialise(inst, args.mirrors, cache), args.max_nodes, out, cache, args.tag, overrides)
             except EnvError as e:
                 r = Result(inst.instance_id, str(getattr(inst, "split", "?")), "error", False, False, False, 0, 0, 0.0, str(e))
             with lock, store.open("a") as fh:

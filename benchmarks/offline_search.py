@@ -64,6 +64,11 @@ def config_for(search: str, max_nodes: int, overrides: dict[str, float] | None =
     return RunConfig(model="offline", search=search, limits=limits, **(overrides or {}))  # type: ignore[arg-type]
 
 
+def parse_overrides(items: list[str]) -> dict[str, float]:
+    """`--set KEY=VALUE` numbers for RunConfig (whole numbers stay ints)."""
+    return {k: (int(float(v)) if float(v).is_integer() else float(v)) for k, v in (i.split("=", 1) for i in items)}
+
+
 def run_one(
     inst: Instance,
     searches: list[str],
@@ -181,10 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         instances = [i for i in instances if i.instance_id in set(args.instance)]
     out = args.output.resolve()
     out.mkdir(parents=True, exist_ok=True)
-    overrides = {
-        k: (int(float(v)) if float(v).is_integer() else float(v))
-        for k, v in (i.split("=", 1) for i in args.set)
-    }
+    overrides = parse_overrides(args.set)
     tag = args.tag or "default"
     store = out / f"results-n{args.max_nodes}-{tag}.jsonl"
     done = (
