@@ -37,6 +37,8 @@ EXTRA_DEPS = {
     "asottile/add-trailing-comma": ["tokenize-rt"],
     "dateutil/dateutil": ["six", "freezegun", "hypothesis"],
     "jazzband/prettytable": ["wcwidth"],
+    "dgilland/pydash": ["typing-extensions", "pytest-cov"],  # pytest-cov: its addopts name --cov options
+    "marshmallow-code/marshmallow": ["packaging", "pytz", "simplejson"],
 }
 
 
