@@ -39,6 +39,7 @@ EXTRA_DEPS = {
     "jazzband/prettytable": ["wcwidth"],
     "dgilland/pydash": ["typing-extensions", "pytest-cov"],  # pytest-cov: its addopts name --cov options
     "marshmallow-code/marshmallow": ["packaging", "pytz", "simplejson"],
+    "jpadilla/pyjwt": ["cryptography"],  # its algorithm tests use the optional crypto backend
 }
 
 
