@@ -39,7 +39,10 @@ EXTRA_DEPS = {
     "jazzband/prettytable": ["wcwidth"],
     "dgilland/pydash": ["typing-extensions", "pytest-cov"],  # pytest-cov: its addopts name --cov options
     "marshmallow-code/marshmallow": ["packaging", "pytz", "simplejson"],
-    "jpadilla/pyjwt": ["cryptography"],  # its algorithm tests use the optional crypto backend
+    "jpadilla/pyjwt": ["cryptography"],
+    "agronholm/cbor2": ["hypothesis"],
+    "jd/tenacity": ["tornado", "typeguard"],
+    "lark-parser/lark": ["regex"],  # its tests of the regex backend run when it is installed  # its algorithm tests use the optional crypto backend
 }
 
 
