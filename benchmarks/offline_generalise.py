@@ -2,6 +2,7 @@
 
     python -m benchmarks.offline_generalise [--mirrors DIR] [--max-nodes 60] [--split tune,heldout]
         [-i ID ...] [-w 2] [-o DIR] [--tag NAME] [--redo]
+    python -m benchmarks.offline_generalise --dataset benchmarks/generalise/fresh.jsonl --split fresh ...
 
 Tasks (`benchmarks/generalise/bugs.jsonl`, see its README) are real bug-fix commits of small
 pure-Python libraries that the bundled suite does not use. Each task's base is the parent of the
@@ -10,6 +11,8 @@ one with `git clone --bare <public url of owner/name> <mirrors>/<owner>+<name>/r
 test changes are committed into the agent's base and its FAIL_TO_PASS tests are visible, as
 `treefix swebench run --visible-tests` does. The split into `tune` and `heldout` is written in
 the data file; it was fixed before any tuning, and held-out failures are not for tuning.
+`generalise/fresh.jsonl` holds a third set, every task `split: fresh`, built and committed after the
+held-out half had been looked at and before the policy ever ran on it (`--split fresh`).
 
 Per bug: plausible = the patch makes the visible (FAIL_TO_PASS) tests pass; correct = it is the
 real fix (same syntax tree for every file either touches) or it also passes every held-out test
@@ -45,7 +48,8 @@ from treefix.evals.worker import VisibleTests, agent_repo, visible_test_cmd
 from treefix.tools.diffs import drop_files, patch_paths
 
 DATA = Path(__file__).resolve().parent / "generalise" / "bugs.jsonl"
-SPLITS = ("tune", "heldout")
+SPLITS = ("tune", "heldout", "fresh")
+DEFAULT_SPLITS = ("tune", "heldout")  # `fresh` (generalise/fresh.jsonl) is measured once, on request
 TEST_TIMEOUT = 60.0
 
 
@@ -193,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mirrors", type=Path, default=Path(mirrors) if mirrors else None,
                     help="folder of bare mirrors <owner>+<name>/repo (default: $TREEFIX_MIRRORS)")  # fmt: skip
     ap.add_argument("--max-nodes", type=int, default=60)
-    ap.add_argument("--split", default=",".join(SPLITS), help="halves to run: tune, heldout or both")
+    ap.add_argument("--split", default=",".join(DEFAULT_SPLITS),
+                    help="comma-separated splits to run: tune, heldout, fresh (default: tune,heldout)")
     ap.add_argument("-i", "--instance", action="append", default=[])
     ap.add_argument("-w", "--workers", type=int, default=2)
     ap.add_argument("-o", "--output", type=Path, default=Path(tempfile.gettempdir()) / "treefix-offline-generalise")
@@ -211,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
               "<owner>+<name>/repo, see benchmarks/generalise/README.md", file=sys.stderr)  # fmt: skip
         return 2
     halves = [s.strip() for s in args.split.split(",") if s.strip()]
-    if bad := [h for h in halves if h not in SPLITS]:
+    if bad := [h for h in halves if h not in SPLITS] or ([] if halves else [args.split]):
         print(f"error: unknown split {bad[0]!r} (choose from {', '.join(SPLITS)})", file=sys.stderr)
         return 2
     instances, problems = load_dataset(args.dataset)
@@ -219,6 +224,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.dataset}: {problems[0] if problems else 'no tasks'}", file=sys.stderr)
         return 2
     instances = [i for i in instances if getattr(i, "split", None) in halves]
+    if not instances:
+        print(f"error: {args.dataset}: no task of split {', '.join(halves)}", file=sys.stderr)
+        return 2
     if args.instance:
         instances = [i for i in instances if i.instance_id in set(args.instance)]
     out = args.output.resolve()

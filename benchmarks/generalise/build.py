@@ -1,6 +1,7 @@
 """Mine real bug-fix commits from local mirrors into `bugs.jsonl` (run once; the data is committed).
 
     python -m benchmarks.generalise.build --mirrors MIRRORS_DIR [--per-repo 3] [-o FILE]
+        [--timeout 60] [--repo-minutes M]
 
 A mirror is a bare git dir `<mirrors>/<owner>+<name>/repo` (a `git clone --bare` of the public
 repository works). A candidate is a non-merge commit whose message says it fixes something and
@@ -9,7 +10,8 @@ a task when, at the parent commit with the commit's test changes applied, some t
 test files fail and pass once the library change is applied, and no other test breaks. The task's
 base is the parent commit (`base_commit`), `patch` is the real library change, `test_patch` the
 real test change; PASS_TO_PASS holds every test of the project's test folder that passes before
-and after (the held-out check), when the folder runs in under a minute.
+and after (the held-out check), when the folder runs within the time limit (`--timeout`, seconds
+per pytest run: raise it on a loaded machine, where a slow run would reject a good candidate).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 FIX_WORDS = re.compile(r"\b(fix(es|ed)?|bug|correct(ly)?|crash|wrong|handle|avoid|prevent|respect|ensure|don'?t)\b", re.I)
@@ -34,6 +37,12 @@ EXTRA_DEPS = {
     "asottile/add-trailing-comma": ["tokenize-rt"],
     "dateutil/dateutil": ["six", "freezegun", "hypothesis"],
     "jazzband/prettytable": ["wcwidth"],
+    "dgilland/pydash": ["typing-extensions", "pytest-cov"],  # pytest-cov: its addopts name --cov options
+    "marshmallow-code/marshmallow": ["packaging", "pytz", "simplejson"],
+    "jpadilla/pyjwt": ["cryptography"],
+    "agronholm/cbor2": ["hypothesis"],
+    "jd/tenacity": ["tornado", "typeguard"],
+    "lark-parser/lark": ["regex"],  # its tests of the regex backend run when it is installed  # its algorithm tests use the optional crypto backend
 }
 
 
@@ -85,7 +94,7 @@ def pytest_status(root: Path, targets: list[str], timeout: float) -> dict[str, s
     return status
 
 
-def build_one(gd: Path, repo: str, sha: str, subject: str, src: str, tests: list[str]) -> dict | None:
+def build_one(gd: Path, repo: str, sha: str, subject: str, src: str, tests: list[str], timeout: float = 60) -> dict | None:
     parent = git(gd, "rev-parse", f"{sha}^").strip()
     test_patch = git(gd, "diff", parent, sha, "--", *tests)
     patch = git(gd, "diff", parent, sha, "--", src)
@@ -96,11 +105,11 @@ def build_one(gd: Path, repo: str, sha: str, subject: str, src: str, tests: list
         if subprocess.run(["git", "apply"], cwd=root, input=test_patch, text=True, capture_output=True).returncode:
             return None
         tests = [t for t in tests if (root / t).exists()]
-        before = pytest_status(root, tests, 60)
+        before = pytest_status(root, tests, timeout)
         if not before:
             return None
         subprocess.run(["git", "apply"], cwd=root, input=patch, text=True, check=True)
-        after = pytest_status(root, tests, 60)
+        after = pytest_status(root, tests, timeout)
         if not after:
             return None
         f2p = sorted(t for t, s in after.items() if s == "PASSED" and before.get(t) in ("FAILED", "ERROR", None)
@@ -109,9 +118,9 @@ def build_one(gd: Path, repo: str, sha: str, subject: str, src: str, tests: list
         if not f2p or broken or len(f2p) > 10:
             return None
         folder = tests[0].split("/")[0] if "/" in tests[0] else None
-        full_after = pytest_status(root, [folder], 60) if folder else None
+        full_after = pytest_status(root, [folder], timeout) if folder else None
         subprocess.run(["git", "apply", "-R"], cwd=root, input=patch, text=True, check=True)
-        full_before = pytest_status(root, [folder], 60) if full_after else None
+        full_before = pytest_status(root, [folder], timeout) if full_after else None
         if full_after and full_before:
             p2p = sorted(t for t, s in full_after.items() if s == "PASSED" and full_before.get(t) == "PASSED")
             test_cmd = f"pytest -rA -p no:cacheprovider {folder}"
@@ -166,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repo", action="append", default=[], help="owner/name (default: every mirror)")
     ap.add_argument("--per-repo", type=int, default=3)
     ap.add_argument("-o", "--output", type=Path, default=Path(__file__).with_name("bugs.jsonl"))
+    ap.add_argument("--timeout", type=float, default=60, help="seconds per pytest run (default 60)")
+    ap.add_argument("--repo-minutes", type=float, default=0, help="stop a repository's candidates after M minutes")
     ap.add_argument("--split", action="store_true", help="cap and split the tasks already in --output")
     args = ap.parse_args(argv)
     if args.split:
@@ -179,12 +190,15 @@ def main(argv: list[str] | None = None) -> int:
         gd = args.mirrors / repo.replace("/", "+", 1) / "repo"
         if (gd / ".git").is_dir():
             gd = gd / ".git"
-        lic, kept = licence(gd), 0
+        lic, kept, start = licence(gd), 0, time.monotonic()
         for sha, subject, src, tests in candidates(gd):
             if kept >= args.per_repo:
                 break
+            if args.repo_minutes and time.monotonic() - start > 60 * args.repo_minutes:
+                print(f"{repo}: stopped after {args.repo_minutes:g} minutes", file=sys.stderr, flush=True)
+                break
             try:
-                row = build_one(gd, repo, sha, subject, src, tests)
+                row = build_one(gd, repo, sha, subject, src, tests, args.timeout)
             except (subprocess.CalledProcessError, OSError, ValueError) as e:  # an odd tree: skip it
                 print(f"  {type(e).__name__}: {e}", file=sys.stderr)
                 row = None
