@@ -32,6 +32,14 @@ def context(tmp_path, files, test_cmd=PYTEST, issue="it is broken", timeout=300.
     return SearchContext(task, store, Workspace(repo), Budget(Limits(cost_limit=0)), default_sandbox(), SearchParams())
 
 
+def ranked_sites(tmp_path, files):
+    ctx = context(tmp_path, files)
+    try:
+        return OfflinePolicy().sites(ctx)
+    finally:
+        ctx.workspace.close()
+
+
 def offline_fix(tmp_path, files, test_cmd=PYTEST, nodes=20):
     repo = make_repo(tmp_path / "repo", files)
     config = RunConfig(model="offline", limits=Limits(max_nodes=nodes, cost_limit=0))
@@ -281,11 +289,7 @@ NAMED_BY_TEST = {
 
 
 def test_a_function_the_failing_test_is_named_after_ranks_first(tmp_path):
-    ctx = context(tmp_path, NAMED_BY_TEST)
-    try:
-        sites = OfflinePolicy().sites(ctx)
-    finally:
-        ctx.workspace.close()
+    sites = ranked_sites(tmp_path, NAMED_BY_TEST)
     # Both functions run only in the failing test and the assertion is in the test: a tie that
     # file order would break towards `scale`; the test's name points at `clamp`.
     assert (sites[0].path, sites[0].line) == ("limits.py", 6)
@@ -308,11 +312,7 @@ LONG_FUNCTION = {
 
 
 def test_one_long_function_does_not_hold_every_plan(tmp_path):
-    ctx = context(tmp_path, LONG_FUNCTION)
-    try:
-        sites = OfflinePolicy().sites(ctx)
-    finally:
-        ctx.workspace.close()
+    sites = ranked_sites(tmp_path, LONG_FUNCTION)
     lines = [s.line for s in sites if s.path == "steps.py"]
     walk = [ln for ln in lines if ln <= 26]
     # `walk` scores higher on every line (only the failing test runs it); `double` comes in after a
