@@ -121,10 +121,10 @@ def build_one(gd: Path, repo: str, sha: str, subject: str, src: str, tests: list
         full_after = pytest_status(root, [folder], timeout) if folder else None
         subprocess.run(["git", "apply", "-R"], cwd=root, input=patch, text=True, check=True)
         full_before = pytest_status(root, [folder], timeout) if full_after else None
-        if full_after and full_before:
-            p2p = sorted(t for t, s in full_after.items() if s == "PASSED" and full_before.get(t) == "PASSED")
+        p2p = sorted(t for t, s in (full_after or {}).items() if s == "PASSED" and (full_before or {}).get(t) == "PASSED")
+        if p2p:
             test_cmd = f"pytest -rA -p no:cacheprovider {folder}"
-        else:
+        else:  # the folder does not run (in time, or it fails to collect): the touched test files
             p2p = sorted(t for t, s in after.items() if s == "PASSED" and before.get(t) == "PASSED")
             test_cmd = "pytest -rA -p no:cacheprovider " + " ".join(tests)
     name = repo.split("/")[1].lower()
