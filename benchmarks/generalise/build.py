@@ -31,6 +31,8 @@ FIX_WORDS = re.compile(r"\b(fix(es|ed)?|bug|correct(ly)?|crash|wrong|handle|avoi
 SKIP_WORDS = re.compile(r"\b(typo|flake8|lint|ruff|pre-commit|mypy|release|backport|rename|docs?|style|refactor|cleanup|upgrade|deps)\b", re.I)
 # Test-only dependencies from the package index; the library itself is imported from the checkout.
 EXTRA_DEPS = {
+    "scrapy/w3lib": ["six"],  # older commits import it in their tests
+    "theskumar/python-dotenv": ["click"],
     "SethMMorton/natsort": ["hypothesis", "pytest-mock"],
     "pypa/packaging": ["pretend"],
     "asottile/pyupgrade": ["tokenize-rt"],
