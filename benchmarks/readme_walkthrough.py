@@ -176,7 +176,7 @@ STEPS = [
     Step(r'pip install -e "\.\[swebench\]"', "not run", "downloads SWE-bench (network)"),
     Step(r"treefix swebench (validate|eval) --dataset swe-bench-lite\.json.*", "not run",
          "needs SWE-bench Lite and clones of its repositories"),
-    Step(r"python -m benchmarks\.offline_generalise --mirrors DIR", "not run",
+    Step(r"python -m benchmarks\.offline_generalise .*--mirrors DIR.*", "not run",
          "needs the mirrors benchmarks/generalise/README.md describes"),
     Step(r"make test", "not run", "the whole suite, as above"),
     Step(r"make lint", "fast", "ruff on the clone", lint),
