@@ -232,12 +232,12 @@ def main(argv: list[str] | None = None) -> int:
     out = args.output.resolve()
     out.mkdir(parents=True, exist_ok=True)
     store = out / f"results-n{args.max_nodes}-{args.tag}.jsonl"
-    if args.redo and store.exists():  # forget the selected tasks' results only
+    rows = [json.loads(ln) for ln in store.read_text().splitlines() if ln.strip()] if store.exists() else []
+    if args.redo:  # forget the selected tasks' results only
         chosen = {i.instance_id for i in instances}
-        kept = [ln for ln in store.read_text().splitlines() if ln.strip() and json.loads(ln)["instance_id"] not in chosen]
-        store.write_text("".join(ln + "\n" for ln in kept))
-    done = {r.instance_id: r for r in (Result(**json.loads(ln)) for ln in
-            (store.read_text().splitlines() if store.exists() else []) if ln.strip())}  # fmt: skip
+        rows = [r for r in rows if r["instance_id"] not in chosen]
+        store.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    done = {r["instance_id"]: Result(**r) for r in rows}
     done = {k: r for k, r in done.items() if r.exit_status != "error"}  # a setup error is retried on resume
     lock = threading.Lock()
 

@@ -41,10 +41,10 @@ EXTRA_DEPS = {
     "jazzband/prettytable": ["wcwidth"],
     "dgilland/pydash": ["typing-extensions", "pytest-cov"],  # pytest-cov: its addopts name --cov options
     "marshmallow-code/marshmallow": ["packaging", "pytz", "simplejson"],
-    "jpadilla/pyjwt": ["cryptography"],
+    "jpadilla/pyjwt": ["cryptography"],  # its algorithm tests use the optional crypto backend
     "agronholm/cbor2": ["hypothesis"],
     "jd/tenacity": ["tornado", "typeguard"],
-    "lark-parser/lark": ["regex"],  # its tests of the regex backend run when it is installed  # its algorithm tests use the optional crypto backend
+    "lark-parser/lark": ["regex"],  # its tests of the regex backend run when it is installed
 }
 
 
