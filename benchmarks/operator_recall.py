@@ -1,0 +1,155 @@
+"""Could the offline operators have written the real fix? Operator recall on mined bug-fix commits.
+
+    python -m benchmarks.operator_recall --mirrors DIR [--split tune|heldout|all] [--per-repo 40] [--show]
+
+Every mirror `<mirrors>/<owner>+<name>/repo` whose repository no benchmark task uses (neither
+`generalise/bugs.jsonl`, `generalise/fresh.jsonl` nor the bundled suite) is mined with the
+generalisation builder's rule (a non-merge commit whose subject says it fixes something, changing
+1-3 lines of one library module and a test file). For each commit the operators are applied at the
+statements the fix changes, in the parent's file; the fix is *written* when one mutant's file is
+equal to the fixed file up to whitespace and comments. The rank of that mutant among the
+statement's mutants is what the search pays to find it.
+
+Repositories are split once, by the sha256 of their name (lower half `tune`), before any operator
+was chosen with this benchmark: operators are chosen on `tune`, and `heldout` is read to see whether
+they generalise. `--show` prints the tuning half's unwritten fixes (never the held-out half's).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import hashlib
+import json
+import re
+import statistics
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmarks.generalise.build import candidates, git
+from treefix.agent.policies.operators import mutations, statement_line
+
+ROOT = Path(__file__).resolve().parent.parent
+USED = [ROOT / "benchmarks/generalise/bugs.jsonl", ROOT / "benchmarks/generalise/fresh.jsonl",
+        ROOT / "evals/suites/all.jsonl"]
+SKIP_PREFIX = ("swe-bench+",)  # SWE-bench's own repositories: the product's evaluation data
+_SPACE = re.compile(r"\s+")
+_COMMENT = re.compile(r"#[^\n]*")
+_HUNK = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@", re.M)
+
+
+@dataclass
+class Fix:
+    repo: str
+    sha: str
+    path: str
+    diff: str
+    lines: list[int]  # the parent's lines the fix changes (or borders, for a pure insertion)
+    written: bool = False
+    rank: int = 0  # 1-based rank of the writing mutant among its statement's mutants
+    operator: str = ""
+    multi: bool = False  # the fix changes more than one statement
+
+
+def used_repos() -> set[str]:
+    out: set[str] = set()
+    for f in USED:
+        if f.exists():
+            for line in f.read_text().splitlines():
+                if line.strip():
+                    repo = json.loads(line).get("repo", "")
+                    out.add(repo.replace("/", "+").lower())
+    return out
+
+
+def split_of(name: str) -> str:
+    return "tune" if int(hashlib.sha256(name.encode()).hexdigest(), 16) % 2 == 0 else "heldout"
+
+
+def normal(text: str) -> str:
+    """The text without whitespace and comments: cheap enough to compare every mutant of a big file
+    (a `#` inside a string is cut too, on both sides alike)."""
+    return _SPACE.sub("", _COMMENT.sub("", text))
+
+
+def same_code(a: str, b: str) -> bool:
+    try:
+        return ast.dump(ast.parse(a)) == ast.dump(ast.parse(b))
+    except (SyntaxError, ValueError):
+        return False
+
+
+def changed_lines(diff: str) -> list[int]:
+    lines: list[int] = []
+    for m in _HUNK.finditer(diff):
+        start, count = int(m.group(1)), int(m.group(2) or 1)
+        lines += range(start, start + count) if count else [start, start + 1]
+    return lines
+
+
+def mine(gd: Path, name: str, per_repo: int) -> list[Fix]:
+    fixes = []
+    for sha, _subject, path, _tests in candidates(gd)[:per_repo]:
+        diff = git(gd, "diff", "-U0", f"{sha}^", sha, "--", path)
+        fixes.append(Fix(name, sha, path, diff, changed_lines(diff)))
+    return fixes
+
+
+def judge(gd: Path, fix: Fix) -> Fix | None:
+    before, after = git(gd, "show", f"{fix.sha}^:{fix.path}"), git(gd, "show", f"{fix.sha}:{fix.path}")
+    if not before or not after or same_code(before, after):
+        return None  # a comment or formatting change, or a file that does not parse
+    sites = {s for line in fix.lines if (s := statement_line(before, line)) is not None}
+    fix.multi = len(sites) > 1
+    target = normal(after)
+    for site in sorted(sites):
+        for rank, m in enumerate(mutations(before, site), 1):
+            if normal(m.apply(before)) == target:
+                if not fix.written or rank < fix.rank:
+                    fix.written, fix.rank, fix.operator = True, rank, m.description
+    return fix
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--mirrors", type=Path, required=True)
+    ap.add_argument("--split", choices=["tune", "heldout", "all"], default="all")
+    ap.add_argument("--per-repo", type=int, default=40, help="newest candidate commits per repository")
+    ap.add_argument("--show", action="store_true", help="print the tuning half's unwritten fixes")
+    args = ap.parse_args(argv)
+    used = used_repos()
+    halves: dict[str, list[Fix]] = {"tune": [], "heldout": []}
+    for d in sorted(args.mirrors.iterdir()):
+        gd, name = d / "repo", d.name
+        if not gd.is_dir() or name.lower() in used or name.startswith(SKIP_PREFIX):
+            continue
+        half = split_of(name)
+        if args.split not in ("all", half):
+            continue
+        try:
+            halves[half] += [f for fix in mine(gd, name, args.per_repo) if (f := judge(gd, fix))]
+        except subprocess.SubprocessError as e:
+            print(f"{name}: skipped ({e})")
+    print(f"{'half':8} {'repos':>5} {'fixes':>5} {'single':>6} {'written':>12} {'of single':>9} {'median rank':>11}")
+    for half, fixes in halves.items():
+        if not fixes:
+            continue
+        single = [f for f in fixes if not f.multi]
+        written = [f for f in fixes if f.written]
+        ranks = [f.rank for f in written]
+        print(f"{half:8} {len({f.repo for f in fixes}):5} {len(fixes):5} {len(single):6} "
+              f"{len(written):5} ({100 * len(written) / len(fixes):3.0f}%) "
+              f"{100 * sum(f.written for f in single) / max(1, len(single)):8.0f}% "
+              f"{statistics.median(ranks) if ranks else 0:11.1f}")
+    if args.show:
+        for f in halves["tune"]:
+            mark = f"written at rank {f.rank}: {f.operator}" if f.written else "not written"
+            print(f"\n== {f.repo} {f.sha[:8]} {f.path} ({mark}{', multi' if f.multi else ''})")
+            if not f.written:
+                print("\n".join(line for line in f.diff.splitlines() if line[:1] in "+-" and line[:3] not in ("+++", "---")))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
