@@ -248,7 +248,9 @@ def expression_mutations(src: Source, node: ast.AST) -> list[Mutation]:
     out: list[Mutation] = []
     for op in (compare_swap, boolean, negation, constant, plus_minus_one, arithmetic, antonym,
                swapped_args, drop_slice, regex_anchor, absolute, returned_name, apply_callable,
-               sibling_factor, method_swap, complete_clause, none_check, regex_quantifier):  # fmt: skip
+               sibling_factor, method_swap, complete_clause, none_check, regex_quantifier, similar_name,
+               similar_attribute, none_default, truthy_guard, forward_parameter, isinstance_widen,
+               flipped_default):  # fmt: skip
         out += op(src, node)
     return out
 
@@ -688,7 +690,8 @@ def sibling_factor(src: Source, node: ast.AST) -> Iterator[Mutation]:
 
 def statement_mutations(src: Source, stmt: ast.AST) -> list[Mutation]:
     out: list[Mutation] = []
-    for op in (guard, exception_types, defaults, condition_constant, forgotten_call, branch_order):
+    for op in (guard, exception_types, defaults, condition_constant, forgotten_call, branch_order,
+               reversed_iteration):
         out += op(src, stmt)
     return out
 
@@ -1064,3 +1067,196 @@ def _swap_branches(src: Source, stmt: ast.If, other: ast.If) -> Iterator[Mutatio
         Edit(*test_b, src.seg(stmt.test)), Edit(*body_b, src.text[body_a[0]:body_a[1]]),
     )  # fmt: skip
     yield Mutation("branch-order", f"check `{src.seg(other.test)}` before `{src.seg(stmt.test)}`", 0.4, edits)
+
+
+# --- which: operators on names and arguments (variable misuse, the commonest one-line fix) -------
+
+_WORD = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
+
+
+def _words(ident: str) -> set[str]:
+    return {w.lower() for w in _WORD.findall(ident)}
+
+
+def _likeness(a: str, b: str) -> float:
+    """How alike two identifiers read (`i_exp`/`i_failed`, `_attrs`/`attrs`, `traceback`/`ntraceback`):
+    a misused name is nearly always a neighbour by spelling, not an arbitrary one in scope."""
+    if a == b:
+        return 0.0
+    core_a, core_b = a.strip("_").lower(), b.strip("_").lower()
+    if core_a == core_b or (min(len(core_a), len(core_b)) >= 4 and (core_a in core_b or core_b in core_a)):
+        return 1.0
+    wa, wb = _words(a), _words(b)
+    return len(wa & wb) / len(wa | wb) if wa and wb else 0.0
+
+
+def _bound_before(func: ast.AST, name: str, line: int) -> bool:
+    """`name` is a parameter of `func` or assigned in it on an earlier line (so using it cannot
+    raise UnboundLocalError where the old name did not)."""
+    if any(isinstance(a, ast.arg) and a.arg == name for a in ast.walk(func)):
+        return True
+    return any(
+        isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Store) and n.lineno < line
+        for n in ast.walk(func)
+    )
+
+
+def similar_name(src: Source, node: ast.AST) -> Iterator[Mutation]:
+    """`get(i_exp, j)` where `get(i_failed, j)` was meant: a name read in place of a local that is
+    spelled alike (shares a word, or contains the other), bound before this line."""
+    if not (isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)) or node.id in ("self", "cls"):
+        return
+    parent = src.parent.get(node)
+    if isinstance(parent, ast.Call) and parent.func is node:
+        return  # the callee: which function is called is not a variable misuse
+    if (func := src.function_of(node)) is None:
+        return
+    alike = sorted(((_likeness(node.id, other), other) for other in _locals(func) - {"self", "cls"}), reverse=True)
+    for score, other in alike[:3]:
+        if score >= 0.3 and _bound_before(func, other, node.lineno):
+            yield Mutation("variable", f"`{node.id}` -> `{other}`", round(0.15 + 0.15 * score, 3), src.replace(node, other))
+
+
+def similar_attribute(src: Source, node: ast.AST) -> Iterator[Mutation]:
+    """`self._attrs` where `self.attrs` was meant: another attribute the file reads on the same
+    receiver, spelled alike; or a local named after the attribute (`x.traceback` -> `ntraceback`)."""
+    if not (isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load)):
+        return
+    parent = src.parent.get(node)
+    if isinstance(parent, ast.Call) and parent.func is node:
+        return  # a method: method_swap and antonym cover the known pairs
+    receiver = src.seg(node.value)
+    seen = {n.attr for n in ast.walk(src.tree) if isinstance(n, ast.Attribute) and src.seg(n.value) == receiver}
+    alike = sorted(((_likeness(node.attr, other), other) for other in seen), reverse=True)
+    end = src.span(node)[1]
+    for score, other in alike[:2]:
+        if score >= 0.5:
+            yield Mutation("attribute", f"`.{node.attr}` -> `.{other}`", round(0.15 + 0.1 * score, 3),
+                           (Edit(end - len(node.attr), end, other),))  # fmt: skip
+    if (func := src.function_of(node)) is not None:
+        for local in sorted(_locals(func)):
+            if local != node.attr and local.endswith(node.attr) and _bound_before(func, local, node.lineno):
+                yield Mutation("variable", f"`{src.seg(node)}` -> `{local}`", 0.2, src.replace(node, local))
+
+
+def none_default(src: Source, node: ast.AST) -> Iterator[Mutation]:
+    """`x or default` where only None means "missing" (0, "" and False are values)."""
+    if not (isinstance(node, ast.BoolOp) and isinstance(node.op, ast.Or) and len(node.values) == 2):
+        return
+    parent = src.parent.get(node)
+    if isinstance(parent, ast.If | ast.While | ast.Assert | ast.IfExp | ast.BoolOp | ast.UnaryOp):
+        return  # a condition: there truthiness is what `or` means
+    first, default = node.values
+    if not isinstance(first, ast.Name | ast.Attribute | ast.Subscript):
+        return
+    x = src.seg(first)
+    text = f"{x} if {x} is not None else {src.seg(default)}"
+    yield Mutation("none-default", f"`{src.seg(node)}` -> `{text}`", 0.3, src.replace(node, text))
+
+
+def truthy_guard(src: Source, node: ast.AST) -> Iterator[Mutation]:
+    """`if s[-1] == x` that fails on an empty or None `s`: the condition first checks `s`."""
+    parent = src.parent.get(node)
+    if not (isinstance(parent, ast.If | ast.While | ast.IfExp) and parent.test is node):
+        return
+    if isinstance(node, ast.BoolOp) and isinstance(node.op, ast.Or):
+        return
+    if (func := src.function_of(node)) is None:
+        return
+    names: list[str] = []
+    for n in ast.walk(node):
+        if isinstance(n, ast.Subscript | ast.Attribute) and isinstance(n.value, ast.Name) and isinstance(n.ctx, ast.Load):
+            if n.value.id not in ("self", "cls") and n.value.id in _locals(func) and n.value.id not in names:
+                names.append(n.value.id)
+    here = src.seg(node)
+    if isinstance(node, ast.IfExp | ast.Lambda | ast.NamedExpr):
+        here = f"({here})"
+    for name in names[:2]:
+        yield Mutation("guard", f"check `{name}` first: `{name} and ...`", 0.25, src.replace(node, f"{name} and {here}"))
+
+
+def _unused_parameters(func: ast.FunctionDef | ast.AsyncFunctionDef) -> list[str]:
+    read = {n.id for n in ast.walk(func) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    params = [a.arg for a in func.args.posonlyargs + func.args.args + func.args.kwonlyargs]
+    return [p for p in params if p not in read and p not in ("self", "cls") and not p.startswith("_")]
+
+
+def forward_parameter(src: Source, node: ast.AST) -> Iterator[Mutation]:
+    """`helper(x)` where `helper(x, n)` was meant: a parameter the function never reads (or its
+    `*args`/`**kwargs`) is passed on: as the next argument, by keyword, or in place of a literal."""
+    if not isinstance(node, ast.Call) or (func := src.function_of(node)) is None:
+        return
+    read = {n.id for n in ast.walk(func) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    close = src.span(node)[1] - 1  # the closing parenthesis
+    inner = src.text[src.span(node.func)[1] : close].strip()
+    sep = "" if inner in ("(", "") else ", "
+    star = [f"*{a.arg}" for a in [func.args.vararg] if a and a.arg not in read]
+    star += [f"**{a.arg}" for a in [func.args.kwarg] if a and a.arg not in read]
+    if star and not node.args and not node.keywords:
+        text = ", ".join(star)
+        yield Mutation("forward", f"pass `{text}` on", 0.35, (Edit(close, close, text),))
+    positional_end = src.span(node.args[-1])[1] if node.args else None
+    for p in _unused_parameters(func)[:3]:
+        yield Mutation("forward", f"pass `{p}=` on", 0.3, (Edit(close, close, f"{sep}{p}={p}"),))
+        if positional_end is not None and not any(isinstance(a, ast.Starred) for a in node.args):
+            yield Mutation("forward", f"pass `{p}` on", 0.3, (Edit(positional_end, positional_end, f", {p}"),))
+        for arg in [*node.args, *(k.value for k in node.keywords)]:
+            if _placeholder(arg):
+                yield Mutation("forward", f"`{src.seg(arg)}` -> `{p}`", 0.3, src.replace(arg, p))
+
+
+def _placeholder(node: ast.AST) -> bool:
+    """An argument that stands for "nothing": None, 0, "", or an empty list, tuple or dict."""
+    if isinstance(node, ast.Constant):
+        return node.value is None or (node.value in (0, "") and not isinstance(node.value, bool))
+    return isinstance(node, ast.List | ast.Tuple) and not node.elts or isinstance(node, ast.Dict) and not node.keys
+
+
+def isinstance_widen(src: Source, node: ast.AST) -> Iterator[Mutation]:
+    """`isinstance(x, A)` where `(A, B)` was meant: B another type the file checks, from the same
+    namespace (`nodes.Call` -> `nodes.Name`), most checked first."""
+    if not (isinstance(node, ast.Call) and getattr(node.func, "id", "") == "isinstance" and len(node.args) == 2):
+        return
+    kind = node.args[1]
+    if not isinstance(kind, ast.Name | ast.Attribute):
+        return
+    prefix = src.seg(kind).rpartition(".")[0]
+    counts: dict[str, int] = {}
+    for n in ast.walk(src.tree):
+        if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "isinstance" and len(n.args) == 2:
+            for t in n.args[1].elts if isinstance(n.args[1], ast.Tuple) else [n.args[1]]:
+                text = src.seg(t)
+                if isinstance(t, ast.Name | ast.Attribute) and text != src.seg(kind) and text.rpartition(".")[0] == prefix:
+                    counts[text] = counts.get(text, 0) + 1
+    for other, _ in sorted(counts.items(), key=lambda kv: -kv[1])[:3]:
+        yield Mutation("isinstance", f"also accept `{other}`", 0.2, src.replace(kind, f"({src.seg(kind)}, {other})"))
+
+
+def reversed_iteration(src: Source, stmt: ast.AST) -> Iterator[Mutation]:
+    """`for x in xs` where the items must be taken last first."""
+    if isinstance(stmt, ast.For) and not (isinstance(stmt.iter, ast.Call) and getattr(stmt.iter.func, "id", "") == "reversed"):
+        if not isinstance(stmt.iter, ast.Call | ast.Constant):  # a generator may not be reversible
+            it = src.seg(stmt.iter)
+            yield Mutation("order", f"iterate `reversed({it})`", 0.15, src.replace(stmt.iter, f"reversed({it})"))
+
+
+def flipped_default(src: Source, node: ast.AST) -> Iterator[Mutation]:
+    """`f(x)` where `f(x, strict=True)` was meant: a True/False default of a function this file
+    defines, not passed here, passed flipped."""
+    if not isinstance(node, ast.Call):
+        return
+    name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", None)
+    passed = {k.arg for k in node.keywords}
+    close = src.span(node)[1] - 1
+    sep = "" if src.text[src.span(node.func)[1] : close].strip() == "(" else ", "
+    for d in ast.walk(src.tree):
+        if not (isinstance(d, ast.FunctionDef | ast.AsyncFunctionDef) and d.name == name):
+            continue
+        positional = d.args.posonlyargs + d.args.args
+        pairs = list(zip(positional[len(positional) - len(d.args.defaults) :], d.args.defaults, strict=True))
+        pairs += [(a, v) for a, v in zip(d.args.kwonlyargs, d.args.kw_defaults, strict=True) if v is not None]
+        for arg, default in pairs:
+            if isinstance(default, ast.Constant) and isinstance(default.value, bool) and arg.arg not in passed:
+                text = f"{arg.arg}={not default.value}"
+                yield Mutation("flag", f"pass `{text}`", 0.2, (Edit(close, close, sep + text),))
+        return
