@@ -318,3 +318,51 @@ def test_one_long_function_does_not_hold_every_plan(tmp_path):
     # `walk` scores higher on every line (only the failing test runs it); `double` comes in after a
     # few of its lines rather than after all 25.
     assert len(walk) >= 20 and lines.index(30) < 10
+
+
+# --- names and arguments: a misused variable, a forgotten parameter ----------------------------------
+
+MISUSE = {
+    "grid.py": (
+        "def cell_span(n_rows, n_cols, width):\n"
+        "    if width <= 0:\n"
+        "        raise ValueError(width)\n"
+        "    per_col = width // n_rows\n"
+        "    return [per_col] * n_cols\n"
+    ),
+    "test_grid.py": (
+        "from grid import cell_span\n\n\n"
+        "def test_square():\n    assert cell_span(2, 2, 10) == [5, 5]\n\n\n"
+        "def test_wide():\n    assert cell_span(1, 4, 8) == [2, 2, 2, 2]\n\n\n"
+        "def test_bad_width():\n"
+        "    import pytest\n\n"
+        "    with pytest.raises(ValueError):\n        cell_span(1, 1, 0)\n"
+    ),
+}
+
+
+def test_a_variable_misused_for_one_spelled_alike_is_fixed_end_to_end(tmp_path):
+    outcome = offline_fix(tmp_path, MISUSE)
+    assert outcome.exit_status == "verified"
+    assert "+    per_col = width // n_cols" in outcome.patch
+
+
+FORWARD = {
+    "pad.py": (
+        "def _fill(items, size, filler=None):\n"
+        "    return list(items) + [filler] * (size - len(items))\n\n\n"
+        "def padded(items, size, filler=None):\n"
+        "    return _fill(items, size)\n"
+    ),
+    "test_pad.py": (
+        "from pad import padded\n\n\n"
+        "def test_default():\n    assert padded([1], 3) == [1, None, None]\n\n\n"
+        "def test_filler():\n    assert padded([1], 3, 0) == [1, 0, 0]\n"
+    ),
+}
+
+
+def test_a_parameter_the_function_never_reads_is_passed_on_end_to_end(tmp_path):
+    outcome = offline_fix(tmp_path, FORWARD)
+    assert outcome.exit_status == "verified"
+    assert "_fill(items, size, filler" in outcome.patch

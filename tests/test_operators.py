@@ -127,3 +127,82 @@ def test_every_mutant_compiles_and_is_distinct():
 def test_lines_without_code_or_unparsable_files_give_nothing():
     assert mutations("def f(:\n", 1) == ()
     assert mutations("x = 1\n\n\n", 2) == ()
+
+
+def test_a_misused_variable_becomes_a_local_spelled_alike_and_bound_before():
+    text = (
+        "def pick(results, i_exp, i_failed):\n"
+        "    later = 1\n"
+        "    if results.get(i_exp) is None:\n"
+        "        return later\n"
+    )
+    got = results(text, 3)
+    assert got["`i_exp` -> `i_failed`"] == "    if results.get(i_failed) is None:"
+    assert not any("`i_exp` -> `later`" in d or "`i_exp` -> `results`" in d for d in got)  # not alike
+    # a local assigned only after the line would raise UnboundLocalError: never offered
+    late = "def f(n_rows):\n    total = n_rows + 1\n    n_cols = 2\n    return total * n_cols\n"
+    assert "`n_rows` -> `n_cols`" not in results(late, 2)
+
+
+def test_an_attribute_becomes_one_spelled_alike_on_the_same_receiver():
+    text = (
+        "class V:\n"
+        "    def token(self):\n"
+        "        return (self._dims, self._attrs)\n\n"
+        "    def describe(self):\n"
+        "        return self.attrs\n"
+    )
+    got = results(text, 3)
+    assert got["`._attrs` -> `.attrs`"] == "        return (self._dims, self.attrs)"
+    assert "`._dims` -> `.attrs`" not in got
+    local = "def f(excinfo, ntraceback):\n    return excinfo.traceback.filter(excinfo)\n"
+    assert results(local, 2)["`excinfo.traceback` -> `ntraceback`"] == "    return ntraceback.filter(excinfo)"
+
+
+def test_or_default_keeps_falsy_values_and_conditions_keep_truthiness():
+    text = "def name(idx, i):\n    label = idx.name or f'level_{i}'\n    if idx.name or i:\n        return label\n"
+    assert results(text, 2)["`idx.name or f'level_{i}'` -> `idx.name if idx.name is not None else f'level_{i}'`"] == (
+        "    label = idx.name if idx.name is not None else f'level_{i}'"
+    )
+    assert not any("is not None else" in d for d in results(text, 3))
+
+
+def test_a_condition_that_indexes_a_local_can_check_it_first():
+    text = "def f(ident):\n    if ident[-1].isdigit():\n        return 1\n    return 0\n"
+    assert results(text, 2)["check `ident` first: `ident and ...`"] == "    if ident and ident[-1].isdigit():"
+
+
+def test_an_unused_parameter_is_forwarded_to_a_call():
+    text = (
+        "def palette(color, n_colors=6, reverse=False):\n"
+        "    return light(color, reverse=reverse)\n\n\n"
+        "def stream(gen, *args, **kwargs):\n"
+        "    return gen()\n"
+    )
+    got = results(text, 2)
+    assert got["pass `n_colors` on"] == "    return light(color, n_colors, reverse=reverse)"
+    assert got["pass `n_colors=` on"] == "    return light(color, reverse=reverse, n_colors=n_colors)"
+    assert not any(d.startswith(("pass `color", "pass `reverse")) for d in got)  # read parameters are not forgotten
+    assert results(text, 6)["pass `*args, **kwargs` on"] == "    return gen(*args, **kwargs)"
+    placeholder = "def scan(path, ignore):\n    return walk(path, [])\n"
+    assert results(placeholder, 2)["`[]` -> `ignore`"] == "    return walk(path, ignore)"
+
+
+def test_isinstance_widening_order_and_flags():
+    text = (
+        "def f(arg, subnodes):\n"
+        "    if isinstance(arg, nodes.Call):\n"
+        "        return isinstance(arg, nodes.Name) or isinstance(arg, str)\n"
+        "    for node in subnodes:\n"
+        "        emit(node)\n\n\n"
+        "def emit(node, strict=False, *, quiet=True):\n"
+        "    pass\n"
+    )
+    widen = results(text, 2)
+    assert widen["also accept `nodes.Name`"] == "    if isinstance(arg, (nodes.Call, nodes.Name)):"
+    assert not any("`str`" in d for d in widen)  # another namespace
+    loop = results(text, 4)
+    assert loop["iterate `reversed(subnodes)`"] == "    for node in reversed(subnodes):"
+    flags = results(text, 5)
+    assert flags["pass `strict=True`"] == "        emit(node, strict=True)"
+    assert flags["pass `quiet=False`"] == "        emit(node, quiet=False)"
