@@ -178,6 +178,8 @@ STEPS = [
          "needs SWE-bench Lite and clones of its repositories"),
     Step(r"python -m benchmarks\.offline_generalise .*--mirrors DIR.*", "not run",
          "needs the mirrors benchmarks/generalise/README.md describes"),
+    Step(r"python -m benchmarks\.operator_recall --mirrors DIR.*", "not run",
+         "needs the mirrors benchmarks/generalise/README.md describes"),
     Step(r"make test", "not run", "the whole suite, as above"),
     Step(r"make lint", "fast", "ruff on the clone", lint),
     Step(r"python -m benchmarks\.readme_walkthrough", "not run", "this walkthrough itself"),
