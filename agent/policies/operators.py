@@ -1175,8 +1175,12 @@ def truthy_guard(src: Source, node: ast.AST) -> Iterator[Mutation]:
         yield Mutation("guard", f"check `{name}` first: `{name} and ...`", 0.25, src.replace(node, f"{name} and {here}"))
 
 
+def _read_names(func: ast.AST) -> set[str]:
+    return {n.id for n in ast.walk(func) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+
+
 def _unused_parameters(func: ast.FunctionDef | ast.AsyncFunctionDef) -> list[str]:
-    read = {n.id for n in ast.walk(func) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    read = _read_names(func)
     params = [a.arg for a in func.args.posonlyargs + func.args.args + func.args.kwonlyargs]
     return [p for p in params if p not in read and p not in ("self", "cls") and not p.startswith("_")]
 
@@ -1186,7 +1190,7 @@ def forward_parameter(src: Source, node: ast.AST) -> Iterator[Mutation]:
     `*args`/`**kwargs`) is passed on: as the next argument, by keyword, or in place of a literal."""
     if not isinstance(node, ast.Call) or (func := src.function_of(node)) is None:
         return
-    read = {n.id for n in ast.walk(func) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    read = _read_names(func)
     close = src.span(node)[1] - 1  # the closing parenthesis
     inner = src.text[src.span(node.func)[1] : close].strip()
     sep = "" if inner in ("(", "") else ", "
