@@ -206,3 +206,12 @@ def test_isinstance_widening_order_and_flags():
     flags = results(text, 5)
     assert flags["pass `strict=True`"] == "        emit(node, strict=True)"
     assert flags["pass `quiet=False`"] == "        emit(node, quiet=False)"
+
+
+def test_an_argument_is_appended_after_a_trailing_comma_and_into_empty_parentheses():
+    text = "def f(items, size, *args):\n    return g(\n        items,\n    )\n"
+    got = {m.description: m.apply(text) for m in mutations(text, 2)}
+    assert "        items,\n     size=size)" in got["pass `size=` on"]
+    assert all(compiles(t) for t in got.values())
+    empty = "def h(cb, *args):\n    return cb()\n"
+    assert results(empty, 2)["pass `*args` on"] == "    return cb(*args)"

@@ -1164,9 +1164,10 @@ def truthy_guard(src: Source, node: ast.AST) -> Iterator[Mutation]:
     if (func := src.function_of(node)) is None:
         return
     names: list[str] = []
+    bound = _locals(func) - {"self", "cls"}
     for n in ast.walk(node):
         if isinstance(n, ast.Subscript | ast.Attribute) and isinstance(n.value, ast.Name) and isinstance(n.ctx, ast.Load):
-            if n.value.id not in ("self", "cls") and n.value.id in _locals(func) and n.value.id not in names:
+            if n.value.id in bound and n.value.id not in names:
                 names.append(n.value.id)
     here = src.seg(node)
     if isinstance(node, ast.IfExp | ast.Lambda | ast.NamedExpr):
@@ -1191,22 +1192,27 @@ def forward_parameter(src: Source, node: ast.AST) -> Iterator[Mutation]:
     if not isinstance(node, ast.Call) or (func := src.function_of(node)) is None:
         return
     read = _read_names(func)
-    close = src.span(node)[1] - 1  # the closing parenthesis
-    inner = src.text[src.span(node.func)[1] : close].strip()
-    sep = "" if inner in ("(", "") else ", "
     star = [f"*{a.arg}" for a in [func.args.vararg] if a and a.arg not in read]
     star += [f"**{a.arg}" for a in [func.args.kwarg] if a and a.arg not in read]
     if star and not node.args and not node.keywords:
         text = ", ".join(star)
-        yield Mutation("forward", f"pass `{text}` on", 0.35, (Edit(close, close, text),))
+        yield Mutation("forward", f"pass `{text}` on", 0.35, (_appended(src, node, text),))
     positional_end = src.span(node.args[-1])[1] if node.args else None
     for p in _unused_parameters(func)[:3]:
-        yield Mutation("forward", f"pass `{p}=` on", 0.3, (Edit(close, close, f"{sep}{p}={p}"),))
+        yield Mutation("forward", f"pass `{p}=` on", 0.3, (_appended(src, node, f"{p}={p}"),))
         if positional_end is not None and not any(isinstance(a, ast.Starred) for a in node.args):
             yield Mutation("forward", f"pass `{p}` on", 0.3, (Edit(positional_end, positional_end, f", {p}"),))
         for arg in [*node.args, *(k.value for k in node.keywords)]:
             if _placeholder(arg):
                 yield Mutation("forward", f"`{src.seg(arg)}` -> `{p}`", 0.3, src.replace(arg, p))
+
+
+def _appended(src: Source, call: ast.Call, arg: str) -> Edit:
+    """`arg` added as the call's last argument, before its closing parenthesis."""
+    close = src.span(call)[1] - 1
+    inner = src.text[src.span(call.func)[1] : close].rstrip()
+    sep = "" if inner == "(" else " " if inner.endswith(",") else ", "
+    return Edit(close, close, sep + arg)
 
 
 def _placeholder(node: ast.AST) -> bool:
@@ -1251,8 +1257,6 @@ def flipped_default(src: Source, node: ast.AST) -> Iterator[Mutation]:
         return
     name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", None)
     passed = {k.arg for k in node.keywords}
-    close = src.span(node)[1] - 1
-    sep = "" if src.text[src.span(node.func)[1] : close].strip() == "(" else ", "
     for d in ast.walk(src.tree):
         if not (isinstance(d, ast.FunctionDef | ast.AsyncFunctionDef) and d.name == name):
             continue
@@ -1262,5 +1266,5 @@ def flipped_default(src: Source, node: ast.AST) -> Iterator[Mutation]:
         for arg, default in pairs:
             if isinstance(default, ast.Constant) and isinstance(default.value, bool) and arg.arg not in passed:
                 text = f"{arg.arg}={not default.value}"
-                yield Mutation("flag", f"pass `{text}`", 0.2, (Edit(close, close, sep + text),))
+                yield Mutation("flag", f"pass `{text}`", 0.2, (_appended(src, node, text),))
         return
