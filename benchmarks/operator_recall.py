@@ -7,7 +7,8 @@ Every mirror `<mirrors>/<owner>+<name>/repo` whose repository no benchmark task 
 generalisation builder's rule (a non-merge commit whose subject says it fixes something, changing
 1-3 lines of one library module and a test file). For each commit the operators are applied at the
 statements the fix changes, in the parent's file; the fix is *written* when one mutant's file is
-equal to the fixed file up to whitespace and comments. The rank of that mutant among the
+equal to the fixed file up to whitespace and comments (or
+equal as an AST, e.g. up to quote style). The rank of that mutant among the
 statement's mutants is what the search pays to find it.
 
 Repositories are split once, by the sha256 of their name (lower half `tune`), before any operator
@@ -19,11 +20,15 @@ from __future__ import annotations
 
 import argparse
 import ast
+import difflib
 import hashlib
+import io
 import json
+import keyword
 import re
 import statistics
 import subprocess
+import tokenize
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +55,7 @@ class Fix:
     rank: int = 0  # 1-based rank of the writing mutant among its statement's mutants
     operator: str = ""
     multi: bool = False  # the fix changes more than one statement
+    shape: str = ""  # what kind of change the fix is (see `shape`)
 
 
 def used_repos() -> set[str]:
@@ -80,6 +86,44 @@ def same_code(a: str, b: str) -> bool:
         return False
 
 
+def _tokens(lines: list[str]) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    try:
+        for t in tokenize.generate_tokens(io.StringIO("\n".join(s.strip() for s in lines) + "\n").readline):
+            if t.type in (tokenize.NAME, tokenize.NUMBER, tokenize.STRING, tokenize.OP):
+                kind = "KEY" if t.type == tokenize.NAME and keyword.iskeyword(t.string) else tokenize.tok_name[t.type]
+                out.append((kind, t.string))
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        pass
+    return out
+
+
+def shape(diff: str, multi: bool) -> str:
+    """The kind of change, from the tokens the fix removes and adds: `identifier` (names only),
+    `literal` (numbers and strings only), `operator`, `condition` (adds and/or/not/is/None),
+    `insertion` (adds tokens, removes none), `rewrite`; `statements` when it spans several."""
+    if multi:
+        return "statements"
+    body = [ln for ln in diff.splitlines() if ln[:1] in "+-" and ln[:3] not in ("+++", "---")]
+    old = _tokens([ln[1:] for ln in body if ln[0] == "-" and ln[1:].strip() and not ln[1:].lstrip().startswith("#")])
+    new = _tokens([ln[1:] for ln in body if ln[0] == "+" and ln[1:].strip() and not ln[1:].lstrip().startswith("#")])
+    removed, added = [], []
+    for op, a, b, c, d in difflib.SequenceMatcher(a=old, b=new, autojunk=False).get_opcodes():
+        if op != "equal":
+            removed += old[a:b]
+            added += new[c:d]
+    kinds = {k for k, _ in removed + added}
+    if removed and added and kinds == {"NAME"}:
+        return "identifier"
+    if removed and added and kinds <= {"NUMBER", "STRING"}:
+        return "literal"
+    if removed and added and kinds == {"OP"}:
+        return "operator"
+    if any(v in ("and", "or", "not", "is", "None") for _, v in added):
+        return "condition"
+    return "insertion" if added and not removed else "rewrite"
+
+
 def changed_lines(diff: str) -> list[int]:
     lines: list[int] = []
     for m in _HUNK.finditer(diff):
@@ -102,10 +146,12 @@ def judge(gd: Path, fix: Fix) -> Fix | None:
         return None  # a comment or formatting change, or a file that does not parse
     sites = {s for line in fix.lines if (s := statement_line(before, line)) is not None}
     fix.multi = len(sites) > 1
+    fix.shape = shape(fix.diff, fix.multi)
     target = normal(after)
     for site in sorted(sites):
         for rank, m in enumerate(mutations(before, site), 1):
-            if normal(m.apply(before)) == target:
+            mutant = normal(m.apply(before))
+            if mutant == target or (len(mutant) == len(target) and same_code(m.apply(before), after)):
                 if not fix.written or rank < fix.rank:
                     fix.written, fix.rank, fix.operator = True, rank, m.description
     return fix
@@ -142,10 +188,16 @@ def main(argv: list[str] | None = None) -> int:
               f"{len(written):5} ({100 * len(written) / len(fixes):3.0f}%) "
               f"{100 * sum(f.written for f in single) / max(1, len(single)):8.0f}% "
               f"{statistics.median(ranks) if ranks else 0:11.1f}")
+    shapes = sorted({f.shape for fixes in halves.values() for f in fixes})
+    print(f"\n{'shape':12}" + "".join(f" {h:>16}" for h, fixes in halves.items() if fixes) + "   (written / fixes)")
+    for sh in shapes:
+        cells = [f"{sum(f.written for f in fixes if f.shape == sh):>7} / {sum(f.shape == sh for f in fixes):<6}"
+                 for fixes in halves.values() if fixes]
+        print(f"{sh:12}" + "".join(f" {c:>16}" for c in cells))
     if args.show:
         for f in halves["tune"]:
             mark = f"written at rank {f.rank}: {f.operator}" if f.written else "not written"
-            print(f"\n== {f.repo} {f.sha[:8]} {f.path} ({mark}{', multi' if f.multi else ''})")
+            print(f"\n== {f.repo} {f.sha[:8]} {f.path} [{f.shape}] ({mark})")
             if not f.written:
                 print("\n".join(line for line in f.diff.splitlines() if line[:1] in "+-" and line[:3] not in ("+++", "---")))
     return 0

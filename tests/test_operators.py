@@ -215,3 +215,19 @@ def test_an_argument_is_appended_after_a_trailing_comma_and_into_empty_parenthes
     assert all(compiles(t) for t in got.values())
     empty = "def h(cb, *args):\n    return cb()\n"
     assert results(empty, 2)["pass `*args` on"] == "    return cb(*args)"
+
+
+def test_an_attribute_renamed_at_every_use_in_the_statement_and_a_character_dropped_from_a_set():
+    text = (
+        "def diff(a, b):\n"
+        "    if a.xindexes:\n"
+        "        pass\n"
+        "    return compare(a.indexes,\n"
+        "                   b.indexes)\n\n\n"
+        "def blank(c):\n"
+        "    return c in ' \\t,'\n"
+    )
+    got = results(text, 4)
+    assert got["every `.indexes` -> `.xindexes`"] == "    return compare(a.xindexes,\n                   b.xindexes)"
+    charset = results(text, 9)
+    assert charset["drop ',' from ' \\t,'"] == "    return c in ' \\t'"

@@ -250,7 +250,7 @@ def expression_mutations(src: Source, node: ast.AST) -> list[Mutation]:
                swapped_args, drop_slice, regex_anchor, absolute, returned_name, apply_callable,
                sibling_factor, method_swap, complete_clause, none_check, regex_quantifier, similar_name,
                similar_attribute, none_default, truthy_guard, forward_parameter, isinstance_widen,
-               flipped_default):  # fmt: skip
+               flipped_default, charset_member):  # fmt: skip
         out += op(src, node)
     return out
 
@@ -1126,17 +1126,50 @@ def similar_attribute(src: Source, node: ast.AST) -> Iterator[Mutation]:
     if isinstance(parent, ast.Call) and parent.func is node:
         return  # a method: method_swap and antonym cover the known pairs
     receiver = src.seg(node.value)
-    seen = {n.attr for n in ast.walk(src.tree) if isinstance(n, ast.Attribute) and src.seg(n.value) == receiver}
-    alike = sorted(((_likeness(node.attr, other), other) for other in seen), reverse=True)
+    attrs = [n for n in ast.walk(src.tree) if isinstance(n, ast.Attribute)]
+    here = {n.attr for n in attrs if src.seg(n.value) == receiver}
+    # on the same receiver a shared word will do; from elsewhere in the file only a near-spelling
+    alike = sorted({(_likeness(node.attr, n.attr), n.attr) for n in attrs}, reverse=True)
+    alike = [(score, other) for score, other in alike if score >= (0.5 if other in here else 0.8)]
     end = src.span(node)[1]
+    same = _same_attribute_in_statement(src, node)
     for score, other in alike[:2]:
-        if score >= 0.5:
-            yield Mutation("attribute", f"`.{node.attr}` -> `.{other}`", round(0.15 + 0.1 * score, 3),
-                           (Edit(end - len(node.attr), end, other),))  # fmt: skip
+        prior = round(0.15 + 0.1 * score, 3)
+        yield Mutation("attribute", f"`.{node.attr}` -> `.{other}`", prior, (Edit(end - len(node.attr), end, other),))
+        if len(same) > 1:  # `a.indexes, b.indexes` -> `a.xindexes, b.xindexes`: one rename, every use
+            edits = tuple(Edit(src.span(n)[1] - len(n.attr), src.span(n)[1], other) for n in same)
+            yield Mutation("attribute", f"every `.{node.attr}` -> `.{other}`", prior, edits)
     if (func := src.function_of(node)) is not None:
         for local in sorted(_locals(func)):
             if local != node.attr and local.endswith(node.attr) and _bound_before(func, local, node.lineno):
                 yield Mutation("variable", f"`{src.seg(node)}` -> `{local}`", 0.2, src.replace(node, local))
+
+
+def _same_attribute_in_statement(src: Source, node: ast.Attribute) -> list[ast.Attribute]:
+    stmt: ast.AST = node
+    while stmt in src.parent and not isinstance(stmt, ast.stmt):
+        stmt = src.parent[stmt]
+    return [
+        n
+        for root in header(stmt)[1]
+        for n in ast.walk(root)
+        if isinstance(n, ast.Attribute) and n.attr == node.attr and isinstance(n.ctx, ast.Load)
+    ]
+
+
+def charset_member(src: Source, node: ast.AST) -> Iterator[Mutation]:
+    """`c in " \t\r,"` where one of the characters must not count."""
+    if not (isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(node.ops[0], ast.In | ast.NotIn)):
+        return
+    lit = node.comparators[0]
+    if isinstance(lit, ast.Constant) and isinstance(lit.value, str) and 2 <= len(lit.value) <= 8:
+        if len(set(lit.value)) == len(lit.value):  # a set of characters, not a word
+            quote = src.seg(lit)[:1]
+            for i, ch in enumerate(lit.value):
+                new = repr(lit.value[:i] + lit.value[i + 1 :])
+                if quote == '"' and '"' not in new:
+                    new = f'"{new[1:-1]}"'  # keep the file's quote
+                yield Mutation("charset", f"drop {ch!r} from {lit.value!r}", 0.15, src.replace(lit, new))
 
 
 def none_default(src: Source, node: ast.AST) -> Iterator[Mutation]:
