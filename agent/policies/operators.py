@@ -14,7 +14,7 @@ import re
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 CMP_TEXT = {ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!=",
             ast.Is: "is", ast.IsNot: "is not", ast.In: "in", ast.NotIn: "not in"}  # fmt: skip
@@ -116,6 +116,23 @@ class Source:
     def replace(self, node: ast.AST, text: str) -> tuple[Edit, ...]:
         a, b = self.span(node)
         return (Edit(a, b, text),)
+
+    @cached_property
+    def attributes(self) -> dict[str, set[str]]:
+        """Receiver text -> the attributes the file reads on it (asked once per node by operators)."""
+        out: dict[str, set[str]] = {}
+        for n in ast.walk(self.tree):
+            if isinstance(n, ast.Attribute):
+                out.setdefault(self.seg(n.value), set()).add(n.attr)
+        return out
+
+    @cached_property
+    def functions(self) -> dict[str, list[ast.FunctionDef | ast.AsyncFunctionDef]]:
+        out: dict[str, list[ast.FunctionDef | ast.AsyncFunctionDef]] = {}
+        for n in ast.walk(self.tree):
+            if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef):
+                out.setdefault(n.name, []).append(n)
+        return out
 
     def function_of(self, node: ast.AST) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
         while node in self.parent:
@@ -1125,11 +1142,9 @@ def similar_attribute(src: Source, node: ast.AST) -> Iterator[Mutation]:
     parent = src.parent.get(node)
     if isinstance(parent, ast.Call) and parent.func is node:
         return  # a method: method_swap and antonym cover the known pairs
-    receiver = src.seg(node.value)
-    attrs = [n for n in ast.walk(src.tree) if isinstance(n, ast.Attribute)]
-    here = {n.attr for n in attrs if src.seg(n.value) == receiver}
+    here = src.attributes.get(src.seg(node.value), set())
     # on the same receiver a shared word will do; from elsewhere in the file only a near-spelling
-    alike = sorted({(_likeness(node.attr, n.attr), n.attr) for n in attrs}, reverse=True)
+    alike = sorted({(_likeness(node.attr, a), a) for attrs in src.attributes.values() for a in attrs}, reverse=True)
     alike = [(score, other) for score, other in alike if score >= (0.5 if other in here else 0.8)]
     end = src.span(node)[1]
     same = _same_attribute_in_statement(src, node)
@@ -1290,9 +1305,7 @@ def flipped_default(src: Source, node: ast.AST) -> Iterator[Mutation]:
         return
     name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", None)
     passed = {k.arg for k in node.keywords}
-    for d in ast.walk(src.tree):
-        if not (isinstance(d, ast.FunctionDef | ast.AsyncFunctionDef) and d.name == name):
-            continue
+    for d in src.functions.get(name or "", [])[:1]:
         positional = d.args.posonlyargs + d.args.args
         pairs = list(zip(positional[len(positional) - len(d.args.defaults) :], d.args.defaults, strict=True))
         pairs += [(a, v) for a, v in zip(d.args.kwonlyargs, d.args.kw_defaults, strict=True) if v is not None]
@@ -1300,4 +1313,3 @@ def flipped_default(src: Source, node: ast.AST) -> Iterator[Mutation]:
             if isinstance(default, ast.Constant) and isinstance(default.value, bool) and arg.arg not in passed:
                 text = f"{arg.arg}={not default.value}"
                 yield Mutation("flag", f"pass `{text}`", 0.2, (_appended(src, node, text),))
-        return
