@@ -1,6 +1,7 @@
 """Could the offline operators have written the real fix? Operator recall on mined bug-fix commits.
 
     python -m benchmarks.operator_recall --mirrors DIR [--split tune|heldout|all] [--per-repo 40] [--show]
+    python -m benchmarks.operator_recall --mirrors DIR --dataset TASKS.jsonl
 
 Every mirror `<mirrors>/<owner>+<name>/repo` whose repository no benchmark task uses (neither
 `generalise/bugs.jsonl`, `generalise/fresh.jsonl` nor the bundled suite) is mined with the
@@ -14,6 +15,11 @@ statement's mutants is what the search pays to find it.
 Repositories are split once, by the sha256 of their name (lower half `tune`), before any operator
 was chosen with this benchmark: operators are chosen on `tune`, and `heldout` is read to see whether
 they generalise. `--show` prints the tuning half's unwritten fixes (never the held-out half's).
+
+`--dataset benchmarks/generalise/bugs.jsonl` (or `fresh.jsonl`) judges a task file's real fixes
+instead, by the task's split, one line per bug: the search's "correct" counts any patch the real
+fix's tests accept, so this says how many of those could be the real fix itself. Operators that
+need the failing tests' messages (hinted constants and text, None coalescing) get none here.
 """
 
 from __future__ import annotations
@@ -36,8 +42,11 @@ from benchmarks.generalise.build import candidates, git
 from treefix.agent.policies.operators import mutations, statement_line
 
 ROOT = Path(__file__).resolve().parent.parent
-USED = [ROOT / "benchmarks/generalise/bugs.jsonl", ROOT / "benchmarks/generalise/fresh.jsonl",
-        ROOT / "evals/suites/all.jsonl"]
+USED = [
+    ROOT / "benchmarks/generalise/bugs.jsonl",
+    ROOT / "benchmarks/generalise/fresh.jsonl",
+    ROOT / "evals/suites/all.jsonl",
+]
 SKIP_PREFIX = ("swe-bench+",)  # SWE-bench's own repositories: the product's evaluation data
 _SPACE = re.compile(r"\s+")
 _COMMENT = re.compile(r"#[^\n]*")
@@ -56,6 +65,7 @@ class Fix:
     operator: str = ""
     multi: bool = False  # the fix changes more than one statement
     shape: str = ""  # what kind of change the fix is (see `shape`)
+    parent: str = ""  # the commit the fix applies to, when not the fix commit's first parent
 
 
 def used_repos() -> set[str]:
@@ -91,7 +101,11 @@ def _tokens(lines: list[str]) -> list[tuple[str, str]]:
     try:
         for t in tokenize.generate_tokens(io.StringIO("\n".join(s.strip() for s in lines) + "\n").readline):
             if t.type in (tokenize.NAME, tokenize.NUMBER, tokenize.STRING, tokenize.OP):
-                kind = "KEY" if t.type == tokenize.NAME and keyword.iskeyword(t.string) else tokenize.tok_name[t.type]
+                kind = (
+                    "KEY"
+                    if t.type == tokenize.NAME and keyword.iskeyword(t.string)
+                    else tokenize.tok_name[t.type]
+                )
                 out.append((kind, t.string))
     except (tokenize.TokenError, IndentationError, SyntaxError):
         pass
@@ -105,8 +119,12 @@ def shape(diff: str, multi: bool) -> str:
     if multi:
         return "statements"
     body = [ln for ln in diff.splitlines() if ln[:1] in "+-" and ln[:3] not in ("+++", "---")]
-    old = _tokens([ln[1:] for ln in body if ln[0] == "-" and ln[1:].strip() and not ln[1:].lstrip().startswith("#")])
-    new = _tokens([ln[1:] for ln in body if ln[0] == "+" and ln[1:].strip() and not ln[1:].lstrip().startswith("#")])
+    old = _tokens(
+        [ln[1:] for ln in body if ln[0] == "-" and ln[1:].strip() and not ln[1:].lstrip().startswith("#")]
+    )
+    new = _tokens(
+        [ln[1:] for ln in body if ln[0] == "+" and ln[1:].strip() and not ln[1:].lstrip().startswith("#")]
+    )
     removed, added = [], []
     for op, a, b, c, d in difflib.SequenceMatcher(a=old, b=new, autojunk=False).get_opcodes():
         if op != "equal":
@@ -133,15 +151,37 @@ def changed_lines(diff: str) -> list[int]:
 
 
 def mine(gd: Path, name: str, per_repo: int) -> list[Fix]:
-    fixes = []
-    for sha, _subject, path, _tests in candidates(gd)[:per_repo]:
-        diff = git(gd, "diff", "-U0", f"{sha}^", sha, "--", path)
-        fixes.append(Fix(name, sha, path, diff, changed_lines(diff)))
-    return fixes
+    return [
+        task_fix(gd, name, f"{sha}^", sha, path) for sha, _subject, path, _tests in candidates(gd)[:per_repo]
+    ]
+
+
+def task_fix(gd: Path, name: str, parent: str, sha: str, path: str) -> Fix:
+    diff = git(gd, "diff", "-U0", parent, sha, "--", path)
+    return Fix(name, sha, path, diff, changed_lines(diff), parent=parent)
+
+
+def dataset_fixes(mirrors: Path, dataset: Path) -> dict[str, list[Fix]]:
+    """The real fixes of a benchmark's tasks (base_commit -> fix_commit, per library file), by the
+    task's split: how many of them the operators could write bounds what the search can get right."""
+    halves: dict[str, list[Fix]] = {}
+    for line in dataset.read_text().splitlines():
+        if not line.strip():
+            continue
+        task = json.loads(line)
+        gd = mirrors / task["repo"].replace("/", "+") / "repo"
+        if not gd.is_dir():
+            print(f"{task['instance_id']}: skipped (no mirror at {gd})")
+            continue
+        for path in re.findall(r"(?m)^diff --git a/(\S+) b/", task["patch"]):
+            fix = judge(gd, task_fix(gd, task["instance_id"], task["base_commit"], task["fix_commit"], path))
+            if fix is not None:
+                halves.setdefault(task.get("split", "all"), []).append(fix)
+    return halves
 
 
 def judge(gd: Path, fix: Fix) -> Fix | None:
-    before, after = git(gd, "show", f"{fix.sha}^:{fix.path}"), git(gd, "show", f"{fix.sha}:{fix.path}")
+    before, after = git(gd, "show", f"{fix.parent}:{fix.path}"), git(gd, "show", f"{fix.sha}:{fix.path}")
     if not before or not after or same_code(before, after):
         return None  # a comment or formatting change, or a file that does not parse
     sites = {s for line in fix.lines if (s := statement_line(before, line)) is not None}
@@ -157,49 +197,84 @@ def judge(gd: Path, fix: Fix) -> Fix | None:
     return fix
 
 
+def mined(mirrors: Path, split: str, per_repo: int) -> dict[str, list[Fix]]:
+    """Fixes mined from every mirror no benchmark task uses, by the repository's split."""
+    used = used_repos()
+    halves: dict[str, list[Fix]] = {"tune": [], "heldout": []}
+    for d in sorted(mirrors.iterdir()):
+        gd, name = d / "repo", d.name
+        if not gd.is_dir() or name.lower() in used or name.startswith(SKIP_PREFIX):
+            continue
+        half = split_of(name)
+        if split not in ("all", half):
+            continue
+        try:
+            halves[half] += [f for fix in mine(gd, name, per_repo) if (f := judge(gd, fix))]
+        except subprocess.SubprocessError as e:
+            print(f"{name}: skipped ({e})")
+    return halves
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--mirrors", type=Path, required=True)
     ap.add_argument("--split", choices=["tune", "heldout", "all"], default="all")
     ap.add_argument("--per-repo", type=int, default=40, help="newest candidate commits per repository")
     ap.add_argument("--show", action="store_true", help="print the tuning half's unwritten fixes")
+    ap.add_argument(
+        "--dataset", type=Path, help="instead of mining: the real fixes of a task file's bugs, by split"
+    )
     args = ap.parse_args(argv)
-    used = used_repos()
-    halves: dict[str, list[Fix]] = {"tune": [], "heldout": []}
-    for d in sorted(args.mirrors.iterdir()):
-        gd, name = d / "repo", d.name
-        if not gd.is_dir() or name.lower() in used or name.startswith(SKIP_PREFIX):
-            continue
-        half = split_of(name)
-        if args.split not in ("all", half):
-            continue
-        try:
-            halves[half] += [f for fix in mine(gd, name, args.per_repo) if (f := judge(gd, fix))]
-        except subprocess.SubprocessError as e:
-            print(f"{name}: skipped ({e})")
-    print(f"{'half':8} {'repos':>5} {'fixes':>5} {'single':>6} {'written':>12} {'of single':>9} {'median rank':>11}")
+    halves = (
+        dataset_fixes(args.mirrors, args.dataset)
+        if args.dataset
+        else mined(args.mirrors, args.split, args.per_repo)
+    )
+    print(
+        f"{'half':8} {'repos':>5} {'fixes':>5} {'single':>6} {'written':>12} {'of single':>9} {'median rank':>11}"
+    )
     for half, fixes in halves.items():
         if not fixes:
             continue
         single = [f for f in fixes if not f.multi]
         written = [f for f in fixes if f.written]
         ranks = [f.rank for f in written]
-        print(f"{half:8} {len({f.repo for f in fixes}):5} {len(fixes):5} {len(single):6} "
-              f"{len(written):5} ({100 * len(written) / len(fixes):3.0f}%) "
-              f"{100 * sum(f.written for f in single) / max(1, len(single)):8.0f}% "
-              f"{statistics.median(ranks) if ranks else 0:11.1f}")
+        print(
+            f"{half:8} {len({f.repo for f in fixes}):5} {len(fixes):5} {len(single):6} "
+            f"{len(written):5} ({100 * len(written) / len(fixes):3.0f}%) "
+            f"{100 * sum(f.written for f in single) / max(1, len(single)):8.0f}% "
+            f"{statistics.median(ranks) if ranks else 0:11.1f}"
+        )
     shapes = sorted({f.shape for fixes in halves.values() for f in fixes})
-    print(f"\n{'shape':12}" + "".join(f" {h:>16}" for h, fixes in halves.items() if fixes) + "   (written / fixes)")
+    print(
+        f"\n{'shape':12}"
+        + "".join(f" {h:>16}" for h, fixes in halves.items() if fixes)
+        + "   (written / fixes)"
+    )
     for sh in shapes:
-        cells = [f"{sum(f.written for f in fixes if f.shape == sh):>7} / {sum(f.shape == sh for f in fixes):<6}"
-                 for fixes in halves.values() if fixes]
+        cells = [
+            f"{sum(f.written for f in fixes if f.shape == sh):>7} / {sum(f.shape == sh for f in fixes):<6}"
+            for fixes in halves.values()
+            if fixes
+        ]
         print(f"{sh:12}" + "".join(f" {c:>16}" for c in cells))
+    if args.dataset:
+        for half, fixes in halves.items():
+            for f in fixes:
+                mark = f"written at rank {f.rank}" if f.written else "not written"
+                print(f"{half:8} {f.repo:32} {f.shape:11} {mark}")
     if args.show:
-        for f in halves["tune"]:
+        for f in halves.get("tune", []):
             mark = f"written at rank {f.rank}: {f.operator}" if f.written else "not written"
             print(f"\n== {f.repo} {f.sha[:8]} {f.path} [{f.shape}] ({mark})")
             if not f.written:
-                print("\n".join(line for line in f.diff.splitlines() if line[:1] in "+-" and line[:3] not in ("+++", "---")))
+                print(
+                    "\n".join(
+                        line
+                        for line in f.diff.splitlines()
+                        if line[:1] in "+-" and line[:3] not in ("+++", "---")
+                    )
+                )
     return 0
 
 
