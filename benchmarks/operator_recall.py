@@ -65,7 +65,8 @@ class Fix:
     operator: str = ""
     multi: bool = False  # the fix changes more than one statement
     shape: str = ""  # what kind of change the fix is (see `shape`)
-    parent: str = ""  # the commit the fix applies to, when not the fix commit's first parent
+    parent: str = ""  # the commit the fix applies to
+    task: str = ""  # the benchmark task whose real fix this is (--dataset)
 
 
 def used_repos() -> set[str]:
@@ -156,14 +157,14 @@ def mine(gd: Path, name: str, per_repo: int) -> list[Fix]:
     ]
 
 
-def task_fix(gd: Path, name: str, parent: str, sha: str, path: str) -> Fix:
+def task_fix(gd: Path, name: str, parent: str, sha: str, path: str, task: str = "") -> Fix:
     diff = git(gd, "diff", "-U0", parent, sha, "--", path)
-    return Fix(name, sha, path, diff, changed_lines(diff), parent=parent)
+    return Fix(name, sha, path, diff, changed_lines(diff), parent=parent, task=task)
 
 
 def dataset_fixes(mirrors: Path, dataset: Path) -> dict[str, list[Fix]]:
     """The real fixes of a benchmark's tasks (base_commit -> fix_commit, per library file), by the
-    task's split: how many of them the operators could write bounds what the search can get right."""
+    task's split. Not a bound on the search's "correct": another edit the real fix's tests accept counts too."""
     halves: dict[str, list[Fix]] = {}
     for line in dataset.read_text().splitlines():
         if not line.strip():
@@ -174,7 +175,10 @@ def dataset_fixes(mirrors: Path, dataset: Path) -> dict[str, list[Fix]]:
             print(f"{task['instance_id']}: skipped (no mirror at {gd})")
             continue
         for path in re.findall(r"(?m)^diff --git a/(\S+) b/", task["patch"]):
-            fix = judge(gd, task_fix(gd, task["instance_id"], task["base_commit"], task["fix_commit"], path))
+            fix = task_fix(
+                gd, task["repo"], task["base_commit"], task["fix_commit"], path, task["instance_id"]
+            )
+            fix = judge(gd, fix)
             if fix is not None:
                 halves.setdefault(task.get("split", "all"), []).append(fix)
     return halves
@@ -262,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
         for half, fixes in halves.items():
             for f in fixes:
                 mark = f"written at rank {f.rank}" if f.written else "not written"
-                print(f"{half:8} {f.repo:32} {f.shape:11} {mark}")
+                print(f"{half:8} {f.task:32} {f.shape:11} {mark}")
     if args.show:
         for f in halves.get("tune", []):
             mark = f"written at rank {f.rank}: {f.operator}" if f.written else "not written"

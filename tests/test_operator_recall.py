@@ -40,8 +40,10 @@ def test_a_task_files_fixes_are_judged_written_or_not_by_split(tmp_path: Path, c
     dataset.write_text("".join(json.dumps(t) + "\n" for t in tasks))
 
     halves = dataset_fixes(mirrors, dataset)
-    assert [(f.repo, f.written, f.shape) for f in halves["tune"]] == [("lib-1", True, "operator")]
-    assert [(f.repo, f.written) for f in halves["heldout"]] == [("lib-2", False)]
+    assert [(f.task, f.repo, f.written, f.shape) for f in halves["tune"]] == [
+        ("lib-1", "o/lib", True, "operator")
+    ]
+    assert [(f.task, f.written) for f in halves["heldout"]] == [("lib-2", False)]
     assert halves["tune"][0].rank >= 1
 
     assert main(["--mirrors", str(mirrors), "--dataset", str(dataset)]) == 0
